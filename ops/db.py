@@ -1,0 +1,261 @@
+"""The one place that imports psycopg: connections, DSNs, advisory locks.
+
+A DSN is shown masked (no password) everywhere. Connections carry a connect
+timeout, a statement timeout and ``application_name``. Advisory locks are
+session-level and tried with a timeout, so a second run answers "busy"
+instead of hanging.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import re
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
+
+import psycopg
+from psycopg import conninfo, sql
+from psycopg.rows import dict_row
+
+from ops.errors import ConfigError, DatabaseError, DatabaseUnreachable, LockBusy
+from ops.logs import redact
+
+if TYPE_CHECKING:
+    from ops.config import Config
+
+log = logging.getLogger(__name__)
+
+Connection = psycopg.Connection
+SQL = sql.SQL
+Identifier = sql.Identifier
+Literal = sql.Literal
+
+_KV_PASSWORD = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'?|\S+)", re.IGNORECASE)
+_URL_PASSWORD = re.compile(r"([?&]password=)[^&#]*", re.IGNORECASE)
+
+
+def mask_dsn(dsn: str) -> str:
+    """``dsn`` with its password replaced by ``****`` (URL or key=value form).
+
+    Never raises: an unparseable DSN is masked as best it can be.
+    """
+    if not dsn:
+        return dsn
+    if "://" in dsn:
+        try:
+            parts = urlsplit(dsn)
+        except ValueError:
+            return re.sub(r"://([^:/@]*):[^@]*@", r"://\1:****@", dsn)
+        if parts.password is None and "@" not in parts.netloc:
+            masked = dsn
+        else:
+            userinfo, _, hostinfo = parts.netloc.rpartition("@")
+            user = userinfo.split(":", 1)[0]
+            netloc = f"{user}:****@{hostinfo}" if ":" in userinfo else f"{user}@{hostinfo}"
+            masked = urlunsplit(parts._replace(netloc=netloc))
+        return _URL_PASSWORD.sub(r"\1****", masked)
+    return _KV_PASSWORD.sub(r"\1****", dsn)
+
+
+def dsn_password(dsn: str) -> str | None:
+    """The password in ``dsn``, if any (used only to register it for redaction)."""
+    try:
+        params = conninfo.conninfo_to_dict(dsn)
+    except psycopg.ProgrammingError:
+        if "://" in dsn:
+            with contextlib.suppress(ValueError):
+                pw = urlsplit(dsn).password
+                return unquote(pw) if pw else None
+        return None
+    value = params.get("password")
+    return str(value) if value else None
+
+
+@dataclass(frozen=True)
+class DsnInfo:
+    """What can safely be shown about a DSN."""
+
+    host: str
+    port: int
+    user: str
+    dbname: str
+    masked: str
+
+
+def parse_dsn(dsn: str) -> DsnInfo:
+    """Parse ``dsn``; raise ConfigError (without the password) when it does not parse."""
+    try:
+        params = conninfo.conninfo_to_dict(dsn)
+    except psycopg.ProgrammingError as exc:
+        reason = redact(str(exc)).replace(dsn, mask_dsn(dsn))
+        pw = dsn_password(dsn)
+        if pw:
+            reason = reason.replace(pw, "****")
+        raise ConfigError(
+            f"the database DSN does not parse: {reason}",
+            hint="use postgresql://user:password@host:5432/dbname (percent-encode the password)",
+        ) from None
+    port = str(params.get("port") or "5432")
+    if not port.isdigit():
+        raise ConfigError(f"the database DSN has a non-numeric port {port!r}")
+    return DsnInfo(
+        host=str(params.get("host") or params.get("hostaddr") or "localhost"),
+        port=int(port),
+        user=str(params.get("user") or ""),
+        dbname=str(params.get("dbname") or params.get("user") or ""),
+        masked=mask_dsn(dsn),
+    )
+
+
+def make_dsn(host: str, port: int, user: str, dbname: str, password: str | None = None) -> str:
+    """A URL-form DSN; the password is percent-encoded."""
+    auth = quote(user, safe="")
+    if password:
+        auth += ":" + quote(password, safe="")
+    return f"postgresql://{auth}@{host}:{port}/{quote(dbname, safe='')}"
+
+
+def with_dbname(dsn: str, dbname: str) -> str:
+    """The same DSN pointing at another database."""
+    return conninfo.make_conninfo(dsn, dbname=dbname)
+
+
+@dataclass(frozen=True)
+class ConnectOptions:
+    """Timeouts and labels applied to every connection."""
+
+    connect_timeout: float = 5.0
+    statement_timeout: float = 60.0
+    application_name: str = "empire-ops"
+
+    @classmethod
+    def from_config(cls, config: Config) -> ConnectOptions:
+        return cls(
+            connect_timeout=config.seconds("database.connect_timeout"),
+            statement_timeout=config.seconds("database.statement_timeout"),
+            application_name=config.get("database.application_name"),
+        )
+
+
+def connect(
+    dsn: str, options: ConnectOptions | None = None, *, autocommit: bool = False
+) -> psycopg.Connection[dict[str, Any]]:
+    """Open a connection (rows as dicts).
+
+    Raises ConfigError for a DSN that does not parse, DatabaseUnreachable (exit 4)
+    when the server does not accept the connection within the connect timeout.
+    Messages show the DSN masked.
+    """
+    options = options or ConnectOptions()
+    info = parse_dsn(dsn)
+    timeout = max(1, round(options.connect_timeout))
+    started = time.monotonic()
+    try:
+        conn = psycopg.connect(
+            dsn,
+            connect_timeout=timeout,
+            application_name=options.application_name,
+            options=f"-c statement_timeout={int(options.statement_timeout * 1000)}",
+            autocommit=autocommit,
+            row_factory=dict_row,
+        )
+    except psycopg.OperationalError as exc:
+        elapsed = time.monotonic() - started
+        reason = _clean_reason(str(exc), dsn)
+        raise DatabaseUnreachable(
+            f"cannot reach the database at {info.masked} after {elapsed:.1f}s: {reason}",
+            hint="check the host, port and credentials of the DSN, and that the server is up "
+            "(`empire-ops db start` for the embedded one)",
+        ) from None
+    return conn
+
+
+def _clean_reason(text: str, dsn: str) -> str:
+    pw = dsn_password(dsn)
+    if pw:
+        text = text.replace(pw, "****")
+    text = redact(text).replace(dsn, mask_dsn(dsn))
+    return " ".join(text.split())
+
+
+def server_version(conn: psycopg.Connection[Any]) -> tuple[int, str]:
+    """(major version number, full version string) of the connected server."""
+    num = conn.info.server_version
+    row = conn.execute("select version() as v").fetchone()
+    full = str(row["v"] if isinstance(row, dict) else row[0]) if row else ""
+    return num // 10000, full
+
+
+def lock_key(name: str) -> int:
+    """A stable signed 64-bit advisory-lock key for ``name`` (same in every process)."""
+    digest = hashlib.sha256(f"empire-ops:{name}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+def try_advisory_lock(conn: psycopg.Connection[Any], name: str, timeout: float) -> bool:
+    """Try to take the session-level lock ``name`` for up to ``timeout`` seconds.
+
+    Returns True when held, False when another session still holds it. Never
+    blocks in the server: it polls ``pg_try_advisory_lock``, so it cannot hang
+    behind a transaction-level lock.
+    """
+    key = lock_key(name)
+    deadline = time.monotonic() + max(0.0, timeout)
+    delay = 0.05
+    while True:
+        row = conn.execute("select pg_try_advisory_lock(%s) as got", (key,)).fetchone()
+        got = bool(row["got"] if isinstance(row, dict) else row[0]) if row else False
+        if not conn.autocommit:
+            conn.commit()
+        if got:
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+        delay = min(delay * 2, 0.5)
+
+
+def advisory_unlock(conn: psycopg.Connection[Any], name: str) -> None:
+    """Release the session-level lock ``name`` (no error if it was not held)."""
+    if conn.closed:
+        return
+    conn.execute("select pg_advisory_unlock(%s)", (lock_key(name),))
+    if not conn.autocommit:
+        conn.commit()
+
+
+@contextlib.contextmanager
+def advisory_lock(conn: psycopg.Connection[Any], name: str, timeout: float) -> Iterator[None]:
+    """Hold the session-level lock ``name`` for the block; raise LockBusy (exit 5) if busy."""
+    if not try_advisory_lock(conn, name, timeout):
+        raise LockBusy(
+            f"another empire-ops run holds the '{name}' lock (waited {timeout:g}s)",
+            hint="wait for it to finish, or look for it in pg_stat_activity "
+            "(application_name = empire-ops)",
+        )
+    try:
+        yield
+    finally:
+        with contextlib.suppress(psycopg.Error):
+            advisory_unlock(conn, name)
+
+
+def run_query(
+    conn: psycopg.Connection[Any], query: str, params: Any = None
+) -> list[dict[str, Any]]:
+    """Run one query and return its rows; raise DatabaseError with the server's message."""
+    try:
+        cur = conn.execute(query, params)
+        return list(cur.fetchall()) if cur.description else []
+    except psycopg.OperationalError as exc:
+        raise DatabaseUnreachable(f"lost the database connection: {redact(str(exc))}") from None
+    except psycopg.Error as exc:
+        raise DatabaseError(f"query failed: {redact(str(exc)).strip()}") from None
+
+
+PsycopgError = psycopg.Error

@@ -1,0 +1,121 @@
+"""Logging: human lines on a terminal, JSON lines for machines, and redaction.
+
+The redaction filter is the last line of defence of "never print a secret
+value": the secrets loader registers every loaded value with
+:func:`register_secret_values`, and every log record, exception text and CLI
+error message passes through :func:`redact`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+import threading
+import time
+from collections.abc import Iterable
+from typing import Any
+
+REDACTED = "[REDACTED]"
+MIN_REDACT_LENGTH = 6
+
+_lock = threading.Lock()
+_values: set[str] = set()
+_pattern: re.Pattern[str] | None = None
+
+
+def register_secret_values(values: Iterable[str]) -> None:
+    """Redact these values (those of six characters or more) from all output from now on."""
+    global _pattern
+    with _lock:
+        for value in values:
+            if isinstance(value, str) and len(value) >= MIN_REDACT_LENGTH:
+                _values.add(value)
+                # A multi-line value may be printed one line at a time.
+                for line in value.splitlines():
+                    if len(line) >= MIN_REDACT_LENGTH:
+                        _values.add(line)
+        if _values:
+            # Longest first, so a value that contains another is replaced whole.
+            ordered = sorted(_values, key=len, reverse=True)
+            _pattern = re.compile("|".join(re.escape(v) for v in ordered))
+
+
+def clear_secret_values() -> None:
+    """Forget every registered value (tests use this between cases)."""
+    global _pattern
+    with _lock:
+        _values.clear()
+        _pattern = None
+
+
+def redact(text: str) -> str:
+    """``text`` with every registered secret value replaced by ``[REDACTED]``."""
+    pattern = _pattern
+    if pattern is None or not text:
+        return text
+    return pattern.sub(REDACTED, text)
+
+
+class RedactingFilter(logging.Filter):
+    """Rewrites each record's final message (and exception text) through :func:`redact`."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if _pattern is None:
+            return True
+        record.msg = redact(record.getMessage())
+        record.args = None
+        if record.exc_info:
+            formatter = logging.Formatter()
+            record.exc_text = redact(formatter.formatException(record.exc_info))
+            record.exc_info = None
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: ts, level, logger, msg (and exc when present)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        payload: dict[str, Any] = {
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        if record.exc_text:
+            payload["exc"] = record.exc_text
+        elif record.exc_info:
+            payload["exc"] = redact(self.formatException(record.exc_info))
+        return json.dumps(payload, ensure_ascii=False)
+
+
+def setup_logging(level: str = "info", fmt: str = "auto", file: str | None = None) -> None:
+    """Configure the ``ops`` logger tree: stderr (text or JSON) plus an optional file.
+
+    Idempotent: calling again replaces the handlers it installed.
+    """
+    root = logging.getLogger("ops")
+    for handler in list(root.handlers):
+        if getattr(handler, "_empire_ops", False):
+            root.removeHandler(handler)
+    root.setLevel(getattr(logging, level.upper(), logging.INFO))
+    root.propagate = False
+    if fmt == "auto":
+        fmt = "text" if sys.stderr.isatty() else "plain"
+    formatter: logging.Formatter
+    if fmt == "json":
+        formatter = JsonFormatter()
+    elif fmt == "text":
+        formatter = logging.Formatter("%(levelname).1s %(message)s")
+    else:  # plain lines for cron and pipes
+        formatter = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if file:
+        handlers.append(logging.FileHandler(file, encoding="utf-8"))
+    for handler in handlers:
+        handler.setFormatter(formatter if handler is handlers[0] else JsonFormatter())
+        handler.addFilter(RedactingFilter())
+        handler._empire_ops = True  # type: ignore[attr-defined]
+        root.addHandler(handler)

@@ -1,0 +1,165 @@
+"""Preflight: everything that must hold before the app boots.
+
+Composes the checks (database reachable, server version, extensions; later
+secrets and schema) into one list of findings. Each check is a function that
+yields findings; adding one is adding it to ``CHECKS``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from ops import findings as F
+from ops.config import Config
+from ops.errors import EXIT_UNREACHABLE, DatabaseUnreachable, OpsError
+from ops.findings import Finding
+from ops.target import DatabaseTarget
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PreflightContext:
+    """What the checks share: config, the target, and an open connection (or None)."""
+
+    config: Config
+    target: DatabaseTarget | None = None
+    conn: Any = None
+    facts: dict[str, Any] = field(default_factory=dict)
+
+
+Check = Callable[[PreflightContext], Iterator[Finding]]
+
+
+def check_database(ctx: PreflightContext) -> Iterator[Finding]:
+    """DB_REACHABLE / DB_UNREACHABLE (exit 4), then the server version against the minimum."""
+    from ops import db
+
+    assert ctx.target is not None
+    try:
+        ctx.conn = db.connect(ctx.target.dsn, ctx.target.options, autocommit=True)
+    except DatabaseUnreachable as exc:
+        yield F.critical(
+            "DB_UNREACHABLE",
+            ctx.target.masked,
+            exc.message,
+            runbook="runbooks/DB_UNREACHABLE.md",
+            exit_code=EXIT_UNREACHABLE,
+        )
+        return
+    major, full = db.server_version(ctx.conn)
+    ctx.facts["server_version"] = full
+    ctx.facts["server_major"] = major
+    where = "embedded" if ctx.target.embedded else ctx.target.source
+    yield F.ok(
+        "DB_REACHABLE", ctx.target.masked, f"connected ({where}); {' '.join(full.split()[:2])}"
+    )
+    minimum = int(ctx.config.get("database.min_server_version"))
+    if major < minimum:
+        yield F.error(
+            "DB_VERSION_UNSUPPORTED",
+            ctx.target.masked,
+            f"PostgreSQL {major} is older than the supported minimum {minimum}",
+            runbook="runbooks/DB_VERSION_UNSUPPORTED.md",
+        )
+
+
+def check_extensions(ctx: PreflightContext) -> Iterator[Finding]:
+    """Each required extension must be installed, or at least installable."""
+    if ctx.conn is None:
+        return
+    from ops import db
+
+    wanted = list(ctx.config.get("database.required_extensions"))
+    if not wanted:
+        return
+    rows = db.run_query(
+        ctx.conn,
+        "select name, installed_version from pg_available_extensions where name = any(%s)",
+        (wanted,),
+    )
+    found = {r["name"]: r["installed_version"] for r in rows}
+    for name in wanted:
+        if name not in found:
+            yield F.error(
+                "EXTENSION_UNAVAILABLE",
+                name,
+                f"extension {name!r} is not available on this server; migrations that need it "
+                "will fail",
+                runbook="runbooks/EXTENSION_UNAVAILABLE.md",
+            )
+        elif found[name]:
+            yield F.ok("EXTENSION_INSTALLED", name, f"{name} {found[name]} installed")
+        else:
+            yield F.info(
+                "EXTENSION_AVAILABLE", name, f"{name} is available (migrations install it)"
+            )
+
+
+CHECKS: list[Check] = [check_database, check_extensions]
+
+
+@dataclass
+class PreflightReport:
+    """The findings of one preflight run, with what was checked and how long it took."""
+
+    findings: list[Finding]
+    target: str | None
+    env: str
+    seconds: float
+    facts: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def exit_code(self) -> int:
+        return F.exit_code_for(self.findings)
+
+    def to_json(self) -> str:
+        return F.to_json(
+            self.findings,
+            env=self.env,
+            target=self.target,
+            seconds=round(self.seconds, 3),
+            facts=self.facts,
+        )
+
+
+def run_preflight(
+    config: Config, target: DatabaseTarget | None = None, *, checks: list[Check] | None = None
+) -> PreflightReport:
+    """Run every check and collect its findings. Never raises for a failed check.
+
+    ``target`` defaults to the configured database (the embedded one, started if
+    needed, when none is configured). An OpsError while resolving the target
+    becomes a finding with that error's exit code.
+    """
+    from ops.target import resolve_target
+
+    started = time.monotonic()
+    ctx = PreflightContext(config=config)
+    results: list[Finding] = []
+    try:
+        ctx.target = target or resolve_target(config)
+    except OpsError as exc:
+        results.append(
+            F.critical(
+                "DB_TARGET",
+                "database",
+                exc.message,
+                exit_code=exc.exit_code,
+                runbook="runbooks/DB_UNREACHABLE.md",
+            )
+        )
+        return PreflightReport(results, None, config.env, time.monotonic() - started)
+    try:
+        for check in checks or CHECKS:
+            results.extend(check(ctx))
+    finally:
+        if ctx.conn is not None:
+            ctx.conn.close()
+    return PreflightReport(
+        results, ctx.target.masked, config.env, time.monotonic() - started, ctx.facts
+    )

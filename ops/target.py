@@ -1,0 +1,65 @@
+"""Which database empire-ops works on: the configured DSN, or the embedded server."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from ops.config import Config
+from ops.db import ConnectOptions, mask_dsn
+from ops.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DatabaseTarget:
+    """A database to act on. ``dsn`` may hold a password: show ``masked`` instead."""
+
+    dsn: str
+    embedded: bool
+    options: ConnectOptions
+    source: str
+
+    @property
+    def masked(self) -> str:
+        return mask_dsn(self.dsn)
+
+
+def configured_dsn(config: Config, secrets: Mapping[str, str] | None = None) -> tuple[str, str]:
+    """(DSN, where it came from) from the secret named by ``database.url_secret``.
+
+    ``secrets`` is the loaded secret set when there is one; without it the
+    process environment is read. Returns ("", "") when no DSN is configured.
+    """
+    name = config.get("database.url_secret")
+    source = secrets if secrets is not None else os.environ
+    value = source.get(name, "")
+    return (value, name) if value else ("", "")
+
+
+def resolve_target(
+    config: Config, secrets: Mapping[str, str] | None = None, *, start_embedded: bool = True
+) -> DatabaseTarget:
+    """The database to use. Without a configured DSN, the embedded server (started if needed).
+
+    Raises ConfigError when no DSN is configured and the embedded server is disabled.
+    """
+    options = ConnectOptions.from_config(config)
+    dsn, name = configured_dsn(config, secrets)
+    if dsn:
+        return DatabaseTarget(dsn=dsn, embedded=False, options=options, source=name)
+    if not config.get("embedded.enabled"):
+        raise ConfigError(
+            f"no database configured: secret {config.get('database.url_secret')} is not set "
+            "and embedded.enabled is false",
+            hint=f"set {config.get('database.url_secret')} or enable the embedded server",
+        )
+    from ops.embedded import embedded_cluster
+
+    cluster = embedded_cluster(config)
+    if start_embedded:
+        cluster.start()
+    return DatabaseTarget(dsn=cluster.url(), embedded=True, options=options, source="embedded")

@@ -1,0 +1,106 @@
+"""`empire-ops up`: the main job, every step built so far, in order.
+
+Each step returns findings; ``up`` runs them all (a failed step stops the
+ones that depend on it) and ends with a one-screen summary.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ops import findings as F
+from ops.config import Config
+from ops.errors import OpsError
+from ops.findings import Finding
+from ops.target import DatabaseTarget, resolve_target
+
+
+@dataclass
+class UpState:
+    """What steps hand to each other."""
+
+    config: Config
+    target: DatabaseTarget | None = None
+    facts: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class StepResult:
+    name: str
+    findings: list[Finding]
+    seconds: float
+
+    @property
+    def status(self) -> str:
+        return F.worst(self.findings).label
+
+
+Step = Callable[[UpState], list[Finding]]
+
+
+def step_database(state: UpState) -> list[Finding]:
+    """Resolve the database; start the embedded server when none is configured."""
+    state.target = resolve_target(state.config)
+    kind = "embedded PostgreSQL" if state.target.embedded else f"from {state.target.source}"
+    return [F.ok("DB_TARGET", state.target.masked, f"using {kind}")]
+
+
+def step_preflight(state: UpState) -> list[Finding]:
+    from ops.preflight import run_preflight
+
+    report = run_preflight(state.config, state.target)
+    state.facts.update(report.facts)
+    return report.findings
+
+
+STEPS: list[tuple[str, Step]] = [("database", step_database), ("preflight", step_preflight)]
+
+
+@dataclass
+class UpReport:
+    steps: list[StepResult]
+
+    @property
+    def findings(self) -> list[Finding]:
+        return [f for s in self.steps for f in s.findings]
+
+    @property
+    def exit_code(self) -> int:
+        return F.exit_code_for(self.findings)
+
+
+def run_up(config: Config, steps: list[tuple[str, Step]] | None = None) -> UpReport:
+    """Run each step in order; stop after a step that yields an error or raises."""
+    results: list[StepResult] = []
+    state = UpState(config=config)
+    for name, step in steps or STEPS:
+        started = time.monotonic()
+        try:
+            found = step(state)
+        except OpsError as exc:
+            found = [
+                F.critical(f"UP_{name.upper()}_FAILED", name, exc.message, exit_code=exc.exit_code)
+            ]
+        results.append(StepResult(name, found, time.monotonic() - started))
+        if F.exit_code_for(found):
+            break
+    return UpReport(results)
+
+
+def render_summary(report: UpReport) -> str:
+    """The one-screen summary: a line per step, then the problems."""
+    lines = ["empire-ops up"]
+    for step in report.steps:
+        lines.append(f"  {step.name:<12} {step.status:<8} {step.seconds:6.2f}s")
+    problems = [f for f in report.findings if f.severity >= F.Severity.WARNING]
+    if problems:
+        lines.append("")
+        lines.append(F.render_table(problems))
+    lines.append("")
+    lines.append(
+        "result: " + ("ok" if report.exit_code == 0 else f"FAILED (exit {report.exit_code})")
+    )
+    return "\n".join(lines)

@@ -1,0 +1,214 @@
+"""Shared fixtures: real PostgreSQL servers, an isolated working folder, CLI runners.
+
+Services are real (see DESIGN.md "Real services in tests"): the embedded
+PostgreSQL 18 from the wheel, one cluster per session and a fresh database per
+test cloned from a template; the system PostgreSQL 15 for cross-version tests.
+A service missing on a laptop is skipped with its reason; with CI=true a
+missing service fails the run, so CI never skips silently.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+import pytest
+from typer.testing import CliRunner
+
+from ops.embedded import PostgresCluster, free_port
+from ops.logs import clear_secret_values
+
+PG15_BIN = Path(os.environ.get("EMPIRE_PG15_BIN", "/usr/lib/postgresql/15/bin"))
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+REPO = Path(__file__).resolve().parent.parent
+TEMPLATE_DB = "empire_template"
+
+
+def require_service(available: bool, reason: str) -> None:
+    """Skip with ``reason`` on a laptop; fail under CI=true, where everything must exist."""
+    if available:
+        return
+    if IN_CI:
+        pytest.fail(f"required test service missing under CI=true: {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+# -- isolation -----------------------------------------------------------------------
+_SCRUB = (
+    "DATABASE_URL",
+    "SUPABASE_DB_URL",
+    "EMPIRE_OPS_CONFIG",
+    "EMPIRE_ENV",
+    "EMPIRE_OPS_LOG_FORMAT",
+    "EMPIRE_OPS_LOG_LEVEL",
+)
+
+
+@pytest.fixture(autouse=True)
+def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+    """Each test runs in its own folder with no ambient config, DSN or redaction state."""
+    for name in _SCRUB:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+    clear_secret_values()
+    yield
+    clear_secret_values()
+
+
+def server_tmpdir(prefix: str) -> Path:
+    """A temporary folder the PostgreSQL OS user can reach.
+
+    pytest keeps its own temporary root private (mode 0700), and PostgreSQL runs
+    as an unprivileged user when the tests run as root, so server data lives in
+    a folder of its own that only grants traversal (0711).
+    """
+    path = Path(tempfile.mkdtemp(prefix=f"empire-{prefix}-"))
+    path.chmod(0o711)
+    return path
+
+
+# -- PostgreSQL 18 (embedded wheel) ------------------------------------------------------
+@dataclass
+class PgServer:
+    cluster: PostgresCluster
+    port: int
+
+    def dsn(self, dbname: str = "postgres") -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{dbname}"
+
+    def admin(self) -> psycopg.Connection:
+        return psycopg.connect(self.dsn(), autocommit=True)
+
+
+@pytest.fixture(scope="session")
+def pg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PgServer]:
+    """One real PostgreSQL 18 (+pgvector) for the whole session."""
+    root = server_tmpdir("pg18")
+    cluster = PostgresCluster(root / "pgdata", port=free_port())
+    port = cluster.start()
+    server = PgServer(cluster, port)
+    with server.admin() as conn:
+        conn.execute(f"create database {TEMPLATE_DB}")
+    yield server
+    cluster.destroy()
+    shutil.rmtree(root, ignore_errors=True)
+
+
+_counter = itertools.count()
+
+
+@pytest.fixture
+def fresh_db(pg: PgServer) -> Iterator[str]:
+    """A DSN to a new, empty database cloned from the session template; dropped after."""
+    name = f"t{os.getpid()}_{next(_counter)}"
+    with pg.admin() as conn:
+        conn.execute(f"create database {name} template {TEMPLATE_DB}")
+    yield pg.dsn(name)
+    with pg.admin() as conn:
+        conn.execute(f"drop database if exists {name} with (force)")
+
+
+# -- PostgreSQL 15 (system binaries) ---------------------------------------------------
+@pytest.fixture(scope="session")
+def pg15(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PgServer]:
+    """The system PostgreSQL 15, initdb'd into a temporary folder, on a free port."""
+    require_service(
+        (PG15_BIN / "postgres").exists(),
+        f"system PostgreSQL 15 binaries not found in {PG15_BIN} (apt-get install postgresql-15)",
+    )
+    root = server_tmpdir("pg15")
+    cluster = PostgresCluster(root / "pgdata", bin_dir=PG15_BIN, port=free_port())
+    port = cluster.start()
+    yield PgServer(cluster, port)
+    cluster.destroy()
+    shutil.rmtree(root, ignore_errors=True)
+
+
+# -- CLI -------------------------------------------------------------------------------
+@dataclass
+class CliResult:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+
+@pytest.fixture
+def cli() -> object:
+    """Invoke the typer app in-process: ``cli("config", "validate")`` -> CliResult."""
+    from ops.cli import app
+
+    runner = CliRunner()
+
+    def invoke(
+        *args: str, env: dict[str, str] | None = None, input: str | None = None
+    ) -> CliResult:
+        result = runner.invoke(app, list(args), env=env, input=input, catch_exceptions=False)
+        return CliResult(result.exit_code, result.stdout, result.stderr)
+
+    return invoke
+
+
+@pytest.fixture
+def run_cli() -> object:
+    """Run ``python -m ops`` in a real subprocess: ``run_cli("db", "status")`` -> CliResult."""
+
+    def run(
+        *args: str,
+        env: dict[str, str] | None = None,
+        timeout: float = 120,
+        input: str | None = None,
+    ) -> CliResult:
+        full_env = {**os.environ, **(env or {})}
+        full_env.setdefault("PYTHONPATH", str(REPO))
+        proc = subprocess.run(
+            [sys.executable, "-m", "ops", *args],
+            capture_output=True,
+            text=True,
+            env=full_env,
+            timeout=timeout,
+            input=input,
+        )
+        return CliResult(proc.returncode, proc.stdout, proc.stderr)
+
+    return run
+
+
+@pytest.fixture
+def silent_server() -> Iterator[int]:
+    """A TCP server that accepts connections and never answers (a hung database)."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(16)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        srv.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(srv.accept()[0])
+            except OSError:
+                continue
+
+    t = threading.Thread(target=accept, daemon=True)
+    t.start()
+    yield srv.getsockname()[1]
+    stop.set()
+    t.join()
+    for s in held:
+        s.close()
+    srv.close()

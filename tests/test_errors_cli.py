@@ -1,0 +1,92 @@
+"""The one error handler: each OpsError maps to its fixed exit code, redacted, with a hint."""
+
+from __future__ import annotations
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from ops import errors
+from ops.cli import OpsGroup, app
+from ops.logs import register_secret_values
+
+
+def _app_raising(exc: BaseException) -> typer.Typer:
+    test_app = typer.Typer(cls=OpsGroup)
+
+    @test_app.callback()
+    def _cb(ctx: typer.Context, debug: bool = typer.Option(False, "--debug")) -> None:
+        from ops.cli import AppState
+
+        ctx.obj = AppState(debug=debug)
+
+    @test_app.command()
+    def boom() -> None:
+        raise exc
+
+    return test_app
+
+
+@pytest.mark.parametrize(
+    ("exc", "code"),
+    [
+        (errors.OpsError("failed"), 1),
+        (errors.ConfigError("bad config"), 2),
+        (errors.UsageError("bad usage"), 2),
+        (errors.SecretsError("missing secret"), 3),
+        (errors.DatabaseUnreachable("db down"), 4),
+        (errors.DependencyUnreachable("vault down"), 4),
+        (errors.LockBusy("busy"), 5),
+        (errors.MigrationError("migration failed"), 1),
+        (errors.BackupError("backup failed"), 1),
+        (errors.AlertError("smtp failed"), 1),
+        (RuntimeError("a bug"), 10),
+    ],
+)
+def test_exit_code_mapping(exc: BaseException, code: int) -> None:
+    result = CliRunner().invoke(_app_raising(exc), ["boom"])
+    assert result.exit_code == code
+    assert str(exc) in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_message_and_hint_on_one_line_each() -> None:
+    exc = errors.LockBusy("another run holds the lock", hint="wait for it")
+    result = CliRunner().invoke(_app_raising(exc), ["boom"])
+    assert result.stderr.splitlines() == ["error: another run holds the lock", "hint: wait for it"]
+
+
+def test_traceback_only_with_debug() -> None:
+    exc = errors.OpsError("nope")
+    result = CliRunner().invoke(_app_raising(exc), ["--debug", "boom"])
+    assert "Traceback" in result.stderr
+    assert result.exit_code == 1
+
+
+def test_internal_error_says_it_is_a_bug() -> None:
+    result = CliRunner().invoke(_app_raising(KeyError("x")), ["boom"])
+    assert result.exit_code == 10
+    assert "internal error: KeyError" in result.stderr
+    assert "--debug" in result.stderr
+
+
+def test_error_text_is_redacted_even_in_debug_tracebacks() -> None:
+    canary = "canary-Zx81-secret-value"
+    register_secret_values([canary])
+    result = CliRunner().invoke(
+        _app_raising(errors.OpsError(f"leaked {canary}")), ["--debug", "boom"]
+    )
+    assert canary not in result.output
+    assert "[REDACTED]" in result.stderr
+
+
+def test_usage_errors_exit_2() -> None:
+    result = CliRunner().invoke(app, ["config", "no-such-command"])
+    assert result.exit_code == 2
+
+
+def test_help_lists_the_foundation_commands() -> None:
+    result = CliRunner().invoke(app, ["--help"])
+    assert result.exit_code == 0
+    for name in ("config", "db", "preflight", "up"):
+        assert name in result.stdout

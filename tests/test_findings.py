@@ -1,0 +1,77 @@
+"""Findings: severities, exit codes from the worst finding, and their renderings."""
+
+from __future__ import annotations
+
+import json
+
+from ops import findings as F
+from ops.errors import EXIT_FAILED, EXIT_OK, EXIT_SECRETS, EXIT_UNREACHABLE, EXIT_USAGE
+
+
+def test_no_findings_is_ok() -> None:
+    assert F.exit_code_for([]) == EXIT_OK
+    assert F.worst([]) is F.Severity.OK
+
+
+def test_warnings_do_not_fail() -> None:
+    found = [F.ok("A", "x", "fine"), F.warning("B", "y", "hmm"), F.info("C", "z", "fyi")]
+    assert F.exit_code_for(found) == EXIT_OK
+    assert F.worst(found) is F.Severity.WARNING
+
+
+def test_an_error_fails_with_1_by_default() -> None:
+    assert F.exit_code_for([F.error("X", "t", "bad")]) == EXIT_FAILED
+
+
+def test_the_most_specific_exit_code_wins() -> None:
+    found = [
+        F.error("GENERIC", "a", "x"),
+        F.critical("DB_UNREACHABLE", "db", "down", exit_code=EXIT_UNREACHABLE),
+        F.error("SECRETS_MISSING", "KEY", "missing", exit_code=EXIT_SECRETS),
+    ]
+    assert F.exit_code_for(found) == EXIT_SECRETS
+    assert (
+        F.exit_code_for([*found, F.error("CONFIG", "c", "x", exit_code=EXIT_USAGE)]) == EXIT_USAGE
+    )
+
+
+def test_exit_code_of_a_warning_is_zero_even_with_an_override() -> None:
+    assert F.warning("X", "s", "m", exit_code=EXIT_SECRETS).effective_exit_code == EXIT_OK
+
+
+def test_json_shape_is_stable() -> None:
+    data = json.loads(F.to_json([F.error("X", "s", "m", runbook="runbooks/X.md")], env="dev"))
+    assert set(data) == {"ok", "exit_code", "worst", "summary", "findings", "env"}
+    assert data["ok"] is False and data["exit_code"] == 1 and data["worst"] == "error"
+    assert data["summary"]["error"] == 1
+    assert data["findings"][0] == {
+        "code": "X",
+        "severity": "error",
+        "subject": "s",
+        "message": "m",
+        "runbook": "runbooks/X.md",
+        "exit_code": 1,
+        "details": {},
+    }
+
+
+def test_table_shows_every_finding_and_the_runbook_of_problems() -> None:
+    text = F.render_table(
+        [
+            F.ok("DB_REACHABLE", "db", "connected"),
+            F.error("X_BAD", "thing", "broken", runbook="r.md"),
+        ]
+    )
+    assert "DB_REACHABLE" in text and "X_BAD" in text
+    assert "runbook: r.md" in text
+    assert "\033[" not in text
+
+
+def test_severity_parse() -> None:
+    assert F.Severity.parse("Warning") is F.Severity.WARNING
+    try:
+        F.Severity.parse("fatal")
+    except ValueError as exc:
+        assert "known: ok, info" in str(exc)
+    else:
+        raise AssertionError("expected ValueError")
