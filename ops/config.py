@@ -171,6 +171,37 @@ def register_section(name: str, table: Table) -> None:
     SCHEMA[name] = table
 
 
+# Each domain package declares its own section in a light ``settings`` module
+# (no SDK imports) exposing ``SECTION_NAME`` and ``SECTION``.
+_DOMAIN_SETTINGS = (
+    "ops.secrets.settings",
+    "ops.migrate.settings",
+    "ops.backup.settings",
+    "ops.alerts.settings",
+    "ops.scheduler_settings",
+    "dashboards.settings",
+)
+_domains_loaded = False
+
+
+def load_domain_sections() -> None:
+    """Register every domain's config section (once; missing domains are skipped)."""
+    global _domains_loaded
+    if _domains_loaded:
+        return
+    import importlib
+
+    for module_name in _DOMAIN_SETTINGS:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name and module_name.startswith(exc.name):
+                continue
+            raise
+        register_section(module.SECTION_NAME, module.SECTION)
+    _domains_loaded = True
+
+
 def _defaults(table: Table) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, spec in table.fields.items():
@@ -309,6 +340,7 @@ def find_config_file(explicit: str | os.PathLike[str] | None) -> Path | None:
 
 def collect_problems(raw: Mapping[str, Any], env: str) -> tuple[dict[str, Any], list[str]]:
     """Validate a parsed file for ``env``: return (effective data, every problem found)."""
+    load_domain_sections()
     problems: list[str] = []
     raw = dict(raw)
     envs = raw.pop("env", {})

@@ -1,0 +1,113 @@
+"""Shared pieces of every typer command: the error-mapping group, global state, output.
+
+Domain CLIs (``ops/<domain>/cli.py``) build their typer apps with
+``cls=OpsGroup`` and use :func:`state`, :func:`echo` and :func:`echo_json`, so
+that every error, whatever the command, is mapped to its exit code in one place
+and every byte of output passes through redaction.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import traceback
+from dataclasses import dataclass, field
+from typing import Any
+
+import typer
+from typer.core import TyperGroup
+
+from ops.errors import EXIT_INTERNAL, OpsError
+
+
+class OpsGroup(TyperGroup):
+    """Runs a command and turns any error into one redacted message and an exit code."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (typer.Exit, typer.Abort, typer.TyperException):
+            raise
+        except OpsError as exc:
+            _report_error(ctx, exc, f"error: {exc.message}", exc.hint)
+            raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt:
+            raise typer.Exit(130) from None
+        except Exception as exc:  # a bug: say so, and how to report it
+            _report_error(
+                ctx,
+                exc,
+                f"internal error: {type(exc).__name__}: {exc}",
+                "this is a bug in empire-ops; rerun with --debug and report the traceback",
+            )
+            raise typer.Exit(EXIT_INTERNAL) from None
+
+
+def _report_error(ctx: Any, exc: BaseException, message: str, hint: str | None) -> None:
+    from ops.logs import redact
+
+    state = ctx.obj if isinstance(ctx.obj, AppState) else None
+    if state and state.debug:
+        tb = "".join(traceback.format_exception(exc))
+        typer.echo(redact(tb), err=True)
+    typer.echo(redact(message), err=True)
+    if hint:
+        typer.echo(redact(f"hint: {hint}"), err=True)
+
+
+@dataclass
+class AppState:
+    """Global options, and the config loaded on first use."""
+
+    config_path: str | None = None
+    env: str | None = None
+    debug: bool = False
+    _config: Any = field(default=None, repr=False)
+
+    @property
+    def config(self) -> Any:
+        if self._config is None:
+            from ops.config import load_config
+
+            self._config = load_config(self.config_path, self.env)
+        return self._config
+
+
+def state(ctx: typer.Context) -> AppState:
+    obj = ctx.find_object(AppState)
+    assert obj is not None
+    return obj
+
+
+def configure_logging_from(ctx: typer.Context) -> None:
+    """Apply the config file's logging settings unless a flag overrode them."""
+    from ops.logs import setup_logging
+
+    st = state(ctx)
+    cfg = st.config
+    level = "debug" if st.debug else cfg.get("logging.level")
+    fmt = ctx.parent.params.get("log_format") if ctx.parent else None
+    log_file = cfg.get("logging.file")
+    setup_logging(
+        level,
+        fmt or os.environ.get("EMPIRE_OPS_LOG_FORMAT") or cfg.get("logging.format"),
+        str(cfg.resolve_path(log_file)) if log_file else None,
+    )
+
+
+def echo_json(data: Any) -> None:
+    from ops.logs import redact
+
+    text = data if isinstance(data, str) else json.dumps(data, indent=2, default=str)
+    typer.echo(redact(text))
+
+
+def echo(text: str, *, err: bool = False) -> None:
+    from ops.logs import redact
+
+    typer.echo(redact(text), err=err)
+
+
+def is_tty() -> bool:
+    return sys.stdout.isatty()
