@@ -159,10 +159,16 @@ class PostgresCluster:
 
     def _run(self, args: list[str], *, timeout: float = 60) -> subprocess.CompletedProcess[str]:
         user = self._run_as()
+        # Drop root's groups too: with gid 0 still set, a root-owned folder's
+        # group bits (not its "other" bits) would decide access.
+        ids: dict[str, Any] = {}
+        if user:
+            entry = pwd.getpwnam(user)
+            ids = {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
         try:
             return subprocess.run(
                 args,
-                user=user,
+                **ids,
                 check=True,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
