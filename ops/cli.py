@@ -53,7 +53,7 @@ def _global(
     """Secrets-first ops and resilience control plane for a Supabase/PostgreSQL database."""
     from ops.logs import setup_logging
 
-    ctx.obj = AppState(config_path=config, env=env, debug=debug)
+    ctx.obj = AppState(config_path=config, env=env, debug=debug, log_format=log_format)
     setup_logging(
         "debug" if debug else os.environ.get("EMPIRE_OPS_LOG_LEVEL", "info"),
         log_format or os.environ.get("EMPIRE_OPS_LOG_FORMAT", "auto"),

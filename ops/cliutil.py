@@ -63,6 +63,7 @@ class AppState:
     config_path: str | None = None
     env: str | None = None
     debug: bool = False
+    log_format: str | None = None
     _config: Any = field(default=None, repr=False)
 
     @property
@@ -87,7 +88,7 @@ def configure_logging_from(ctx: typer.Context) -> None:
     st = state(ctx)
     cfg = st.config
     level = "debug" if st.debug else cfg.get("logging.level")
-    fmt = ctx.parent.params.get("log_format") if ctx.parent else None
+    fmt = st.log_format
     log_file = cfg.get("logging.file")
     setup_logging(
         level,
