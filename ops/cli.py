@@ -21,6 +21,7 @@ from ops.cliutil import (
     is_tty,
     state,
 )
+from ops.migrate import cli as migrate_cli
 
 app = typer.Typer(
     cls=OpsGroup,
@@ -144,6 +145,37 @@ def db_status(
 def db_url(ctx: typer.Context) -> None:
     """Print the DSN of the running embedded PostgreSQL (it has no password)."""
     echo(_cluster(ctx).url())
+
+
+@db_app.command("seed-demo")
+def db_seed_demo(
+    ctx: typer.Context,
+    scale: float = typer.Option(1.0, "--scale", help="1 is about 10 MB; rows grow linearly."),
+    seed: int = typer.Option(42, "--seed", help="Same seed, same rows."),
+    truncate: bool = typer.Option(False, "--truncate", help="Empty the Empire tables first."),
+    yes: bool = typer.Option(False, "--yes", help="Confirm a non-embedded or prod target."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Fill every Empire table with deterministic demo data (COPY, one transaction)."""
+    from ops.seed import guard_target, render_report, seed_demo
+    from ops.target import resolve_target
+
+    configure_logging_from(ctx)
+    cfg = state(ctx).config
+    target = resolve_target(cfg)
+    echo(f"seeding demo data into {target.masked} ({cfg.env})", err=as_json)
+    guard_target(target.masked, embedded=target.embedded, env=cfg.env, yes=yes)
+    report = seed_demo(
+        target.dsn, scale=scale, seed=seed, truncate=truncate, options=target.options,
+        lock_timeout=cfg.seconds("database.lock_timeout"),
+    )  # fmt: skip
+    if as_json:
+        echo_json(report.to_json())
+    else:
+        echo(render_report(report))
+
+
+app.add_typer(migrate_cli.app, name="migrate")
 
 
 # -- preflight and up -----------------------------------------------------------------

@@ -107,15 +107,19 @@ def pg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PgServer]:
 _counter = itertools.count()
 
 
-@pytest.fixture
-def fresh_db(pg: PgServer) -> Iterator[str]:
-    """A DSN to a new, empty database cloned from the session template; dropped after."""
-    name = f"t{os.getpid()}_{next(_counter)}"
+def _cloned_db(pg: PgServer, template: str, prefix: str) -> Iterator[str]:
+    name = f"{prefix}{os.getpid()}_{next(_counter)}"
     with pg.admin() as conn:
-        conn.execute(f"create database {name} template {TEMPLATE_DB}")
+        conn.execute(f"create database {name} template {template}")
     yield pg.dsn(name)
     with pg.admin() as conn:
         conn.execute(f"drop database if exists {name} with (force)")
+
+
+@pytest.fixture
+def fresh_db(pg: PgServer) -> Iterator[str]:
+    """A DSN to a new, empty database cloned from the session template; dropped after."""
+    yield from _cloned_db(pg, TEMPLATE_DB, "t")
 
 
 # -- PostgreSQL 15 (system binaries) ---------------------------------------------------
@@ -212,3 +216,25 @@ def silent_server() -> Iterator[int]:
     for s in held:
         s.close()
     srv.close()
+
+
+# -- migrated databases ------------------------------------------------------------------
+MIGRATED_TEMPLATE_DB = "empire_migrated_template"
+
+
+@pytest.fixture(scope="session")
+def migrated_template(pg: PgServer) -> str:
+    """Database ``empire_migrated_template`` with every shipped migration applied (once)."""
+    from ops.migrate.runner import apply_all_to
+
+    with pg.admin() as conn:
+        conn.execute(f"drop database if exists {MIGRATED_TEMPLATE_DB}")
+        conn.execute(f"create database {MIGRATED_TEMPLATE_DB} template {TEMPLATE_DB}")
+    apply_all_to(pg.dsn(MIGRATED_TEMPLATE_DB))
+    return MIGRATED_TEMPLATE_DB
+
+
+@pytest.fixture
+def migrated_db(pg: PgServer, migrated_template: str) -> Iterator[str]:
+    """A DSN to a new database cloned from the migrated template; dropped after."""
+    yield from _cloned_db(pg, migrated_template, "m")

@@ -1,0 +1,105 @@
+"""`empire-ops migrate ...`: print the target (masked), call one function, render."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from ops.cliutil import OpsGroup, configure_logging_from, echo, echo_json, is_tty, state
+
+app = typer.Typer(
+    cls=OpsGroup,
+    help="Apply, revert, inspect and prove the schema migrations.",
+    no_args_is_help=True,
+)
+
+
+def _target(ctx: typer.Context, *, as_json: bool = False) -> Any:
+    """Resolve the database and say which one it is before anything acts on it."""
+    from ops.target import resolve_target
+
+    configure_logging_from(ctx)
+    target = resolve_target(state(ctx).config)
+    echo(f"target: {target.masked} ({target.source})", err=as_json)
+    return target
+
+
+def _render_steps(result: Any) -> None:
+    verb = {"up": "apply", "down": "revert"}[result.direction]
+    if not result.steps and not result.rebuilt_indexes:
+        echo("nothing to do")
+    for index in result.rebuilt_indexes:
+        echo(f"rebuilt INVALID index {index}")
+    for step in result.steps:
+        mode = " (no transaction)" if step.no_transaction else ""
+        took = "" if result.dry_run else f" in {step.duration_ms} ms"
+        prefix = f"would {verb}" if result.dry_run else f"{verb.rstrip('e')}ed"
+        echo(f"{prefix} {step.version}_{step.name}{mode}: {step.statements} statement(s){took}")
+
+
+@app.command("status")
+def status(
+    ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help="Print JSON.")
+) -> None:
+    """Show applied, pending, out-of-order, missing-locally and edited (checksum) migrations."""
+    from ops.findings import render_table
+    from ops.migrate.runner import migration_status
+
+    target = _target(ctx, as_json=as_json)
+    report = migration_status(target, state(ctx).config)
+    if as_json:
+        echo_json(report.to_json())
+    else:
+        for e in report.entries:
+            echo(f"{e.version}  {e.state:<17}  {e.name}{'  (up-only)' if e.up_only else ''}")
+        echo(render_table(report.findings, colour=is_tty()))
+    raise typer.Exit(report.exit_code)
+
+
+@app.command("up")
+def up(
+    ctx: typer.Context,
+    to: str = typer.Option(None, "--to", help="Apply up to and including this version."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Show what would run; change nothing."),
+    include_all: bool = typer.Option(
+        False, "--include-all", help="Also apply pending files older than the newest applied."
+    ),
+) -> None:
+    """Apply pending migrations, each file with its history rows (exit 5 when locked)."""
+    from ops.migrate.runner import migrate_up
+
+    target = _target(ctx)
+    result = migrate_up(target, state(ctx).config, to=to, dry_run=dry_run, include_all=include_all)
+    _render_steps(result)
+
+
+@app.command("down")
+def down(
+    ctx: typer.Context,
+    to: str = typer.Option(..., "--to", help="Revert every migration newer than this (0: all)."),
+    yes: bool = typer.Option(False, "--yes", help="Confirm outside [migrate] allow_down_in."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Show what would run; change nothing."),
+) -> None:
+    """Revert migrations newer than --to, newest first; refuses up-only files."""
+    from ops.migrate.runner import migrate_down
+
+    target = _target(ctx)
+    result = migrate_down(target, state(ctx).config, to=to, confirmed=yes, dry_run=dry_run)
+    _render_steps(result)
+
+
+@app.command("new")
+def new(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="What the migration does, e.g. add_orders."),
+    directory: Path = typer.Option(
+        None, "--dir", help="Folder to create it in (default: the shipped migrations)."
+    ),
+) -> None:
+    """Create an empty migration file <timestamp>_<name>.sql with up and down sections."""
+    from ops.migrate.files import create_migration
+
+    path = create_migration(name, directory)
+    echo(f"created {path}")
