@@ -1,0 +1,298 @@
+"""`empire-ops db seed-demo`: deterministic demo data in every table, loaded with COPY.
+
+:func:`seed_demo` fills every table of the Empire schema with rows from
+:mod:`ops.seed.generators` (same seed, same rows), in one transaction: a
+failure leaves nothing half-seeded. It refuses a database that already holds
+rows unless ``truncate=True``; :func:`guard_target` refuses a non-embedded or
+production target unless the caller confirmed with ``--yes``.
+
+Event rows are spread over the months that have a monthly partition in the
+target (read from the catalog), plus a share before them that lands in each
+table's DEFAULT partition. Two databases migrated in the same month therefore
+receive identical rows; every other timestamp is an offset from a fixed epoch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from ops import db
+from ops.errors import DatabaseError, MigrationError, UsageError
+from ops.logs import redact
+from ops.seed import generators as G
+
+log = logging.getLogger(__name__)
+
+LOCK_NAME = "seed-demo"
+# The scale `up --demo` seeds: a few thousand rows, about 1 MB, a second or two.
+UP_DEMO_SCALE = 0.1
+MAX_SCALE = 1000.0
+
+
+class SeedRefused(UsageError):
+    """Seeding would destroy or mix with existing data, or hit a target not confirmed."""
+
+
+class SchemaNotReady(MigrationError):
+    """The Empire schema is not (fully) applied to the target database."""
+
+
+@dataclass(frozen=True)
+class TableReport:
+    """What one table received."""
+
+    table: str
+    rows: int
+    bytes: int
+    seconds: float
+
+
+@dataclass
+class SeedReport:
+    """What :func:`seed_demo` wrote: per-table rows, bytes (size growth, indexes included)."""
+
+    scale: float
+    seed: int
+    truncated: bool
+    tables: list[TableReport] = field(default_factory=list)
+    seconds: float = 0.0
+    event_months: list[str] = field(default_factory=list)
+
+    @property
+    def rows(self) -> int:
+        return sum(t.rows for t in self.tables)
+
+    @property
+    def bytes(self) -> int:
+        return sum(t.bytes for t in self.tables)
+
+    def to_json(self) -> dict[str, Any]:
+        """A stable shape for ``--json``."""
+        return {
+            "scale": self.scale,
+            "seed": self.seed,
+            "truncated": self.truncated,
+            "rows": self.rows,
+            "bytes": self.bytes,
+            "seconds": round(self.seconds, 3),
+            "event_months": self.event_months,
+            "tables": [{**asdict(t), "seconds": round(t.seconds, 3)} for t in self.tables],
+        }
+
+
+def guard_target(masked: str, *, embedded: bool, env: str, yes: bool) -> None:
+    """Refuse (SeedRefused, exit 2) a non-embedded or production target unless ``yes``."""
+    if yes or (embedded and env != "prod"):
+        return
+    why = "the production environment" if env == "prod" else "not the embedded server"
+    raise SeedRefused(
+        f"refusing to seed demo data into {masked}: it is {why}",
+        hint="check the target above; rerun with --yes if you really mean this database",
+    )
+
+
+def seed_demo(
+    dsn_or_conn: str | db.Connection[Any],
+    *,
+    scale: float = 1,
+    seed: int = 42,
+    truncate: bool = False,
+    options: db.ConnectOptions | None = None,
+    lock_timeout: float = 10.0,
+) -> SeedReport:
+    """Fill every Empire table with deterministic demo rows, in one transaction.
+
+    ``scale`` 1 is about 10 MB; row counts grow linearly with it. Given a DSN
+    the connection is opened and closed here; given a connection (autocommit
+    off) its transaction is committed on success and rolled back on failure.
+
+    Raises SeedRefused (exit 2) when a table already holds rows and
+    ``truncate`` is false, or for a scale out of range; SchemaNotReady (exit 1)
+    when a table is missing; LockBusy (exit 5) when another seed runs;
+    DatabaseError when the server rejects a row (nothing is written then).
+    """
+    if not 0 < scale <= MAX_SCALE:
+        raise SeedRefused(
+            f"scale {scale:g} is out of range", hint=f"use a scale > 0 and <= {MAX_SCALE:g}"
+        )
+    with _connection(dsn_or_conn, options) as conn, db.advisory_lock(conn, LOCK_NAME, lock_timeout):
+        try:
+            report = _seed(conn, scale=scale, seed=seed, truncate=truncate)
+            conn.commit()
+        except BaseException:
+            conn.rollback()
+            raise
+    return report
+
+
+def seed_demo_if_empty(
+    dsn: str,
+    *,
+    scale: float = UP_DEMO_SCALE,
+    seed: int = 42,
+    options: db.ConnectOptions | None = None,
+) -> SeedReport | None:
+    """For ``up --demo``: seed a small dataset, or return None when data is already there."""
+    with _connection(dsn, options) as conn:
+        _require_schema(conn)
+        if _non_empty_tables(conn):
+            conn.rollback()
+            return None
+        conn.rollback()
+        return seed_demo(conn, scale=scale, seed=seed)
+
+
+@contextlib.contextmanager
+def _connection(
+    dsn_or_conn: str | db.Connection[Any], options: db.ConnectOptions | None
+) -> Iterator[db.Connection[Any]]:
+    if not isinstance(dsn_or_conn, str):
+        yield dsn_or_conn
+        return
+    conn = db.connect(dsn_or_conn, options, autocommit=False)
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+def _seed(conn: db.Connection[Any], *, scale: float, seed: int, truncate: bool) -> SeedReport:
+    started = time.monotonic()
+    # A scale-100 COPY streams for minutes: lift the per-statement limit, for
+    # this transaction only.
+    db.run_query(conn, "set local statement_timeout = 0")
+    _require_schema(conn)
+    busy = _non_empty_tables(conn)
+    if busy and not truncate:
+        raise SeedRefused(
+            f"the database already holds data (in {_some(busy)}); nothing was changed",
+            hint="seed an empty database, or pass --truncate to delete every row of the "
+            "Empire tables first",
+        )
+    if truncate:
+        tables = db.SQL(", ").join(db.Identifier("public", t) for t in G.TABLE_NAMES)
+        db.run_query(conn, db.SQL("truncate table {}").format(tables).as_string(conn))
+    months = event_months(conn)
+    world = G.World(seed=seed, counts=G.counts_for(scale), event_months=months)
+    sizes_before = table_sizes(conn)
+    report = SeedReport(
+        scale=scale,
+        seed=seed,
+        truncated=truncate,
+        event_months=[m.strftime("%Y-%m") for m in months],
+    )
+    timings: dict[str, tuple[int, float]] = {}
+    for spec in G.TABLES:
+        t0 = time.monotonic()
+        rows = _copy(conn, spec, world)
+        timings[spec.name] = (rows, time.monotonic() - t0)
+        log.debug("seeded %s: %d rows", spec.name, rows)
+    sizes_after = table_sizes(conn)
+    for name, (rows, seconds) in timings.items():
+        grown = sizes_after.get(name, 0) - sizes_before.get(name, 0)
+        report.tables.append(TableReport(name, rows, max(0, grown), seconds))
+    # Fresh statistics, so the planner (and any benchmark) sees the new rows.
+    db.run_query(conn, "analyze " + ", ".join(f"public.{t}" for t in G.TABLE_NAMES))
+    report.seconds = time.monotonic() - started
+    return report
+
+
+def _copy(conn: db.Connection[Any], spec: G.TableSpec, world: G.World) -> int:
+    statement = db.SQL("copy {} ({}) from stdin").format(
+        db.Identifier("public", spec.name), db.SQL(", ").join(map(db.Identifier, spec.columns))
+    )
+    count = 0
+    rng = world.rng(spec.name)
+    try:
+        with conn.cursor() as cur, cur.copy(statement) as copy:
+            for row in spec.generate(world, rng, world.counts[spec.name]):
+                copy.write_row(row)
+                count += 1
+    except db.PsycopgError as exc:
+        raise DatabaseError(
+            f"loading demo rows into public.{spec.name} failed: {redact(str(exc)).strip()}",
+            hint="nothing was written (the seed runs in one transaction); check that the "
+            "schema matches the migrations (`empire-ops migrate check`)",
+        ) from None
+    return count
+
+
+def _require_schema(conn: db.Connection[Any]) -> None:
+    query = "select t from unnest(%s::text[]) t where to_regclass('public.' || t) is null"
+    missing = [r["t"] for r in db.run_query(conn, query, (list(G.TABLE_NAMES),))]
+    if missing:
+        raise SchemaNotReady(
+            f"the Empire schema is not applied: missing table(s) {_some(missing)}",
+            hint="apply the migrations first (`empire-ops migrate up`)",
+        )
+
+
+def _some(names: list[str], shown: int = 5) -> str:
+    more = len(names) - shown
+    return ", ".join(names[:shown]) + (f" and {more} more" if more > 0 else "")
+
+
+def _non_empty_tables(conn: db.Connection[Any]) -> list[str]:
+    """The Empire tables that hold at least one row (one query for all of them)."""
+    parts = [
+        db.SQL("select {} as t where exists (select 1 from {})").format(
+            db.Literal(t), db.Identifier("public", t)
+        )
+        for t in G.TABLE_NAMES
+    ]
+    query = db.SQL(" union all ").join(parts).as_string(conn)
+    return [r["t"] for r in db.run_query(conn, query)]
+
+
+def table_sizes(conn: db.Connection[Any]) -> dict[str, int]:
+    """Bytes on disk (heap, TOAST and indexes) per Empire table, partitions included."""
+    query = """
+        select t, sum(pg_total_relation_size(r))::bigint as bytes
+        from unnest(%s::text[]) t,
+             lateral (select ('public.' || t)::regclass as r
+                      union select relid from pg_partition_tree(('public.' || t)::regclass)) p
+        group by t
+    """
+    rows = db.run_query(conn, query, (list(G.TABLE_NAMES),))
+    return {r["t"]: int(r["bytes"]) for r in rows}
+
+
+_PARTITION_SUFFIX = re.compile(r"_p(\d{4})(\d{2})$")
+
+
+def event_months(conn: db.Connection[Any]) -> list[datetime]:
+    """Months (first day, UTC) with a monthly partition on every event table, sorted."""
+    query = """
+        select p.relname as parent, c.relname as child
+        from pg_inherits i
+        join pg_class c on c.oid = i.inhrelid
+        join pg_class p on p.oid = i.inhparent
+        join pg_namespace n on n.oid = p.relnamespace
+        where n.nspname = 'public' and p.relname = any(%s)
+    """
+    per_table: dict[str, set[tuple[int, int]]] = {t: set() for t in G.EVENT_TABLES}
+    for row in db.run_query(conn, query, (list(G.EVENT_TABLES),)):
+        m = _PARTITION_SUFFIX.search(row["child"])
+        if m and row["child"] == f"{row['parent']}{m.group(0)}":
+            per_table[row["parent"]].add((int(m.group(1)), int(m.group(2))))
+    common = set.intersection(*per_table.values())
+    return [datetime(y, mo, 1, tzinfo=UTC) for y, mo in sorted(common)]
+
+
+def render_report(report: SeedReport) -> str:
+    """A table per seeded table (rows, size growth, seconds), then the totals."""
+    lines = [f"{'table':<20} {'rows':>9} {'bytes':>12} {'seconds':>8}"]
+    for t in report.tables:
+        lines.append(f"{t.table:<20} {t.rows:>9} {t.bytes:>12} {t.seconds:>8.2f}")
+    lines.append(
+        f"{'total':<20} {report.rows:>9} {report.bytes:>12} {report.seconds:>8.2f}"
+        f"  (scale {report.scale:g}, seed {report.seed}, {report.bytes / 1e6:.1f} MB)"
+    )
+    return "\n".join(lines)
