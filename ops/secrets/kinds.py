@@ -1,0 +1,314 @@
+"""Validators for the built-in secret kinds, including Supabase's keys and URLs.
+
+Each validator takes the value and a :class:`KindContext` and returns
+:class:`Problem` s whose messages say *why* without ever quoting the value.
+Pure functions: no I/O, no SDKs (JWTs are decoded here with base64 and hmac).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import re
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+DEV = "dev"
+_MASK_CHARS = ("•", "·", "****", "●")
+_PLACEHOLDERS = {
+    "changeme",
+    "change-me",
+    "change_me",
+    "changethis",
+    "placeholder",
+    "todo",
+    "tbd",
+    "xxx",
+    "xxxx",
+    "null",
+    "none",
+    "secret",
+    "password",
+    "example",
+}
+_PLACEHOLDER_RE = re.compile(r"^(your|my)[-_ .].*[-_ .]here$|^<[^<>]+>$|^\$\{?[A-Z_]+\}?$", re.I)
+_EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_SUPABASE_HOST = re.compile(r"^([a-z0-9]{20})\.supabase\.(co|in)$")
+_DIRECT_HOST = re.compile(r"^db\.([a-z0-9]{20})\.supabase\.(co|in)$")
+_POOLER_HOST = re.compile(
+    r"^aws-\d+-[a-z0-9-]+\.pooler\.supabase\.com$|^[a-z0-9-]+\.pooler\.supabase\.com$"
+)
+PUBLISHABLE_PREFIX = "sb_publishable_"
+SECRET_PREFIX = "sb_secret_"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Why a value is wrong (``error``) or suspicious (``warning``); never quotes it."""
+
+    message: str
+    severity: str = "error"
+
+
+@dataclass
+class KindContext:
+    """What a validator may look at: the environment and the other secrets."""
+
+    env: str
+    name: str
+    secrets: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def dev(self) -> bool:
+        return self.env == DEV
+
+
+Validator = Callable[[str, KindContext], list[Problem]]
+
+
+# ---------------------------------------------------------------------- rejected everywhere
+def universal_problems(value: str) -> list[Problem]:
+    """Masked values, placeholders and the empty string: rejected for every kind."""
+    stripped = value.strip()
+    if not stripped:
+        return [Problem("is empty")]
+    if any(m in value for m in _MASK_CHARS):
+        return [
+            Problem("looks masked (contains •, · or ****): copy the real value, not the display")
+        ]
+    if stripped.lower() in _PLACEHOLDERS or _PLACEHOLDER_RE.match(stripped):
+        return [Problem("is a placeholder (like changeme or your-…-here), not a real value")]
+    return []
+
+
+# ---------------------------------------------------------------------- JWT
+@dataclass(frozen=True)
+class Jwt:
+    """A decoded (not verified) JWT."""
+
+    header: dict[str, Any]
+    payload: dict[str, Any]
+    signing_input: bytes
+    signature: bytes
+
+
+def _b64url(part: str) -> bytes:
+    return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
+
+
+def decode_jwt(value: str) -> Jwt:
+    """Decode a compact JWT without verifying it; ValueError (no value quoted) if it is not one."""
+    parts = value.strip().split(".")
+    if len(parts) != 3 or not all(parts[:2]):
+        raise ValueError("is not a JWT (expected three base64url parts separated by dots)")
+    try:
+        header = json.loads(_b64url(parts[0]))
+        payload = json.loads(_b64url(parts[1]))
+        signature = _b64url(parts[2])
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        raise ValueError("is not a JWT (its parts are not base64url-encoded JSON)") from None
+    if not isinstance(header, dict) or not isinstance(payload, dict):
+        raise ValueError("is not a JWT (header and payload must be JSON objects)")
+    return Jwt(header, payload, f"{parts[0]}.{parts[1]}".encode(), signature)
+
+
+def verify_hs256(token: Jwt, secret: str) -> bool:
+    """True when ``token`` carries a valid HS256 signature made with ``secret``."""
+    expected = hmac.new(secret.encode(), token.signing_input, hashlib.sha256).digest()
+    return hmac.compare_digest(expected, token.signature)
+
+
+def _jwt(value: str, ctx: KindContext) -> list[Problem]:
+    try:
+        token = decode_jwt(value)
+    except ValueError as exc:
+        return [Problem(str(exc))]
+    exp = token.payload.get("exp")
+    if isinstance(exp, int | float) and exp < time.time():
+        day = time.strftime("%Y-%m-%d", time.gmtime(exp))
+        return [Problem(f"expired on {day} (exp claim); issue a new key")]
+    return []
+
+
+def project_ref(url: str) -> str | None:
+    """The project ref of ``https://<ref>.supabase.co``, or None for other hosts."""
+    host = (urlsplit(url).hostname or "").lower()
+    match = _SUPABASE_HOST.match(host)
+    return match.group(1) if match else None
+
+
+def _legacy_key(value: str, ctx: KindContext, role: str) -> list[Problem]:
+    problems = _jwt(value, ctx)
+    if problems:
+        return problems
+    token = decode_jwt(value)
+    claims = token.payload
+    if token.header.get("alg") != "HS256":
+        problems.append(Problem(f"is signed with {token.header.get('alg')!r}, expected HS256"))
+    if claims.get("role") != role:
+        problems.append(Problem(f"carries role {claims.get('role')!r}, expected {role!r}"))
+    if claims.get("iss") == "supabase-demo" and not ctx.dev:
+        problems.append(
+            Problem("is the public Supabase demo key (iss=supabase-demo); only allowed in dev")
+        )
+    url = ctx.secrets.get("SUPABASE_URL", "")
+    ref = project_ref(url) if url else None
+    if ref and claims.get("ref") and claims.get("ref") != ref:
+        problems.append(
+            Problem(f"belongs to project {claims.get('ref')!r} but SUPABASE_URL is project {ref!r}")
+        )
+    jwt_secret = ctx.secrets.get("SUPABASE_JWT_SECRET")
+    if jwt_secret and token.header.get("alg") == "HS256" and not verify_hs256(token, jwt_secret):
+        problems.append(Problem("signature does not verify with SUPABASE_JWT_SECRET"))
+    return problems
+
+
+def _anon_key(value: str, ctx: KindContext) -> list[Problem]:
+    if value.startswith(PUBLISHABLE_PREFIX):
+        return []
+    if value.startswith(SECRET_PREFIX):
+        return [Problem("is a secret key (sb_secret_…) where the public anon key belongs")]
+    return _legacy_key(value, ctx, "anon")
+
+
+def _service_key(value: str, ctx: KindContext) -> list[Problem]:
+    if value.startswith(SECRET_PREFIX):
+        return []
+    if value.startswith(PUBLISHABLE_PREFIX):
+        return [Problem("is a publishable key (sb_publishable_…) where the service key belongs")]
+    return _legacy_key(value, ctx, "service_role")
+
+
+def _prefixed(prefix: str) -> Validator:
+    def check(value: str, ctx: KindContext) -> list[Problem]:
+        if not value.startswith(prefix) or len(value) <= len(prefix) + 8:
+            return [Problem(f"must start with {prefix} followed by the key")]
+        return []
+
+    return check
+
+
+# ---------------------------------------------------------------------- URLs and DSNs
+def _url(value: str, ctx: KindContext) -> list[Problem]:
+    try:
+        parts = urlsplit(value.strip())
+        parts.port  # noqa: B018 -- raises ValueError for a bad port
+    except ValueError:
+        return [Problem("is not a URL")]
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return [Problem("is not an http(s) URL with a host")]
+    if parts.scheme != "https" and not ctx.dev:
+        return [Problem("must use https outside dev")]
+    return []
+
+
+def _supabase_url(value: str, ctx: KindContext) -> list[Problem]:
+    problems = _url(value, ctx)
+    if problems:
+        return problems
+    parts = urlsplit(value.strip())
+    if parts.path not in ("", "/"):
+        return [Problem("must be the project URL only (https://<ref>.supabase.co), no path")]
+    return []
+
+
+def _postgres_dsn(value: str, ctx: KindContext) -> list[Problem]:
+    from ops import db
+    from ops.errors import ConfigError
+
+    try:
+        info = db.parse_dsn(value)
+    except ConfigError:
+        return [Problem("does not parse as a PostgreSQL DSN (percent-encode the password)")]
+    if "://" in value and urlsplit(value).scheme not in ("postgres", "postgresql"):
+        return [Problem("must start with postgresql://")]
+    host, port, user = info.host.lower(), info.port, unquote(info.user)
+    problems: list[Problem] = []
+    direct = _DIRECT_HOST.match(host)
+    if direct:
+        if port != 5432:
+            problems.append(Problem(f"direct Supabase host {host} listens on 5432, not {port}"))
+        if user != "postgres":
+            problems.append(Problem(f"direct Supabase host {host} expects user postgres"))
+        ref = direct.group(1)
+    elif _POOLER_HOST.match(host):
+        ref = user.partition(".")[2] or None
+        if not user.startswith("postgres.") or not ref:
+            problems.append(Problem("the Supabase pooler expects user postgres.<project-ref>"))
+        if port == 6543:
+            problems.append(
+                Problem(
+                    "uses the transaction pooler (port 6543): pg_dump, prepared statements and "
+                    "advisory locks need the session pooler (5432) or the direct host",
+                    "warning",
+                )
+            )
+        elif port != 5432:
+            problems.append(Problem(f"the Supabase pooler listens on 5432 or 6543, not {port}"))
+    else:
+        return []
+    url_ref = project_ref(ctx.secrets.get("SUPABASE_URL", ""))
+    if ref and url_ref and ref != url_ref:
+        problems.append(
+            Problem(f"points at project {ref!r} but SUPABASE_URL is project {url_ref!r}")
+        )
+    return problems
+
+
+# ---------------------------------------------------------------------- scalars
+def _string(value: str, ctx: KindContext) -> list[Problem]:
+    return []
+
+
+def _int(value: str, ctx: KindContext) -> list[Problem]:
+    return [] if re.fullmatch(r"[+-]?\d+", value.strip()) else [Problem("is not an integer")]
+
+
+def _bool(value: str, ctx: KindContext) -> list[Problem]:
+    ok = value.strip().lower() in ("true", "false", "1", "0", "yes", "no", "on", "off")
+    return [] if ok else [Problem("is not a boolean (true/false, 1/0, yes/no, on/off)")]
+
+
+def _email(value: str, ctx: KindContext) -> list[Problem]:
+    return [] if _EMAIL_RE.match(value.strip()) else [Problem("is not an e-mail address")]
+
+
+KIND_VALIDATORS: dict[str, Validator] = {
+    "string": _string,
+    "int": _int,
+    "bool": _bool,
+    "url": _url,
+    "postgres_dsn": _postgres_dsn,
+    "email": _email,
+    "jwt": _jwt,
+    "supabase_url": _supabase_url,
+    "supabase_anon_key": _anon_key,
+    "supabase_service_role_key": _service_key,
+    "supabase_publishable_key": _prefixed(PUBLISHABLE_PREFIX),
+    "supabase_secret_key": _prefixed(SECRET_PREFIX),
+}
+
+
+def check_value(kind: str, value: str, ctx: KindContext) -> list[Problem]:
+    """Every problem of ``value`` as a ``kind``: universal checks first, then the kind's own."""
+    return universal_problems(value) or KIND_VALIDATORS[kind](value, ctx)
+
+
+def jwt_role(value: str) -> str | None:
+    """The ``role`` claim of a legacy key, or None when the value is not a JWT."""
+    try:
+        role = decode_jwt(value).payload.get("role")
+    except ValueError:
+        return None
+    return role if isinstance(role, str) else None
+
+
+def is_service_key(value: str) -> bool:
+    """True for a service-role JWT or an ``sb_secret_`` key: values that must stay server-side."""
+    return value.startswith(SECRET_PREFIX) or jwt_role(value) == "service_role"

@@ -1,0 +1,120 @@
+"""The ``[secrets]`` config section (light: no SDK imports, read by the config loader)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from ops.config import Field, Table, _is_duration, _is_secret_name
+
+SECTION_NAME = "secrets"
+
+# Every built-in kind a spec may name (validators live in ops.secrets.kinds).
+KINDS = (
+    "string",
+    "int",
+    "bool",
+    "url",
+    "postgres_dsn",
+    "email",
+    "jwt",
+    "supabase_url",
+    "supabase_anon_key",
+    "supabase_service_role_key",
+    "supabase_publishable_key",
+    "supabase_secret_key",
+)
+SOURCE_TYPES = ("env", "dotenv", "vault", "awssm", "https")
+DEFAULT_CHAIN = ["env", "dotenv", "vault", "awssm", "https"]
+ENVS = ("dev", "test", "staging", "prod")
+
+
+def _is_pattern(v: Any) -> Any:
+    try:
+        return re.compile(v)
+    except re.error as exc:
+        raise ValueError(f"{v!r} is not a regular expression: {exc}") from None
+
+
+def _is_required(v: Any) -> Any:
+    if isinstance(v, list):
+        bad = [e for e in v if e not in ENVS]
+        if bad:
+            raise ValueError(f"unknown environment(s) {bad}; known: {', '.join(ENVS)}")
+    return v
+
+
+def _secret_names(v: Any) -> Any:
+    for name in v:
+        _is_secret_name(name)
+    return v
+
+
+def _is_verify(v: Any) -> Any:
+    if isinstance(v, str) and not v:
+        raise ValueError("verify must be true, false or a CA bundle path")
+    return v
+
+
+# One table for every source type: `type` picks the class, which reads the
+# options it knows. Defaults are None so a source can tell "unset" from a value.
+SOURCE = Table(
+    {
+        "type": Field(str, None, "env, dotenv, vault, awssm or https", choices=SOURCE_TYPES),
+        # dotenv
+        "paths": Field(list, None, "dotenv: files to read, first has priority"),
+        "interpolate": Field(bool, None, "dotenv: expand ${VAR} (off: a $ in a password survives)"),
+        # vault
+        "address": Field(str, None, "vault: https://vault:8200 (else $VAULT_ADDR)"),
+        "mount": Field(str, None, "vault: KV v2 mount (default secret)"),
+        "path": Field(str, None, "vault: secret path under the mount"),
+        "namespace": Field(str, None, "vault: Enterprise namespace"),
+        "auth": Field(str, None, "vault: token or approle", choices=("token", "approle")),
+        "token_secret": Field(str, None, "vault: env var holding the token", check=_is_secret_name),
+        "role_id_secret": Field(str, None, "vault: secret holding the AppRole role_id"),
+        "secret_id_secret": Field(str, None, "vault: secret holding the AppRole secret_id"),
+        "verify": Field((bool, str), None, "vault/https: TLS verify, or a CA path", _is_verify),
+        # awssm
+        "secret_id": Field(str, None, "awssm: the secret's name or ARN (json mode)"),
+        "mode": Field(str, None, "awssm: json or per-key", choices=("json", "per-key")),
+        "prefix": Field(str, None, "awssm per-key: name prefix, e.g. empire/prod/"),
+        "region": Field(str, None, "awssm: region (else $AWS_REGION)"),
+        "profile": Field(str, None, "awssm: named AWS profile"),
+        "endpoint_url": Field(str, None, "awssm: custom endpoint (e.g. a local test server)"),
+        # https
+        "url": Field(str, None, "https: the document's URL (http only to loopback)"),
+        "format": Field(str, None, "https: json or dotenv", choices=("json", "dotenv")),
+        "bearer_secret": Field(str, None, "https: secret holding a bearer token", _is_secret_name),
+        "sha256": Field(str, None, "https: expected sha256 of the document (hex)"),
+        # remote sources
+        "timeout": Field(str, None, "connect/read timeout per request", check=_is_duration),
+    }
+)
+
+SPEC = Table(
+    {
+        "required": Field((bool, list), None, "true, false or a list of envs", _is_required),
+        "kind": Field(str, None, "one of the built-in kinds", choices=KINDS),
+        "description": Field(str, None, "what the secret is for"),
+        "pattern": Field(str, None, "a regular expression the whole value must match", _is_pattern),
+        "min_length": Field(int, None, "shortest accepted value"),
+        "aliases": Field(list, None, "other names accepted for it", check=_secret_names),
+    }
+)
+
+SECTION = Table(
+    {
+        "chain": Field(list, list(DEFAULT_CHAIN), "source names in precedence order"),
+        "remote_budget": Field(str, "10s", "total time for remote sources", check=_is_duration),
+        "allow_reserved": Field(list, [], "reserved names a source may set", check=_secret_names),
+        "cache": Table(
+            {
+                "enabled": Field(bool, True, "keep an encrypted last-known-good cache"),
+                "max_age": Field(str, "24h", "oldest cache that may be used", check=_is_duration),
+                "passphrase_secret": Field(str, "", "secret holding the cache passphrase"),
+            }
+        ),
+        "sources": Table(item=SOURCE, doc="named sources: [secrets.sources.<name>]"),
+        "spec": Table(item=SPEC, doc="declared secrets: [secrets.spec.<NAME>]"),
+    }
+)
