@@ -42,6 +42,12 @@ SECTION = Table(
             "environments where `up`/preflight may apply pending migrations",
             _envs,
         ),
+        "auto_heal_in": Field(
+            list,
+            ["dev", "test"],
+            "environments where preflight and the scheduler run `migrate heal --apply` themselves",
+            _envs,
+        ),
         "history_schema": Field(
             str, "ops", "schema of the runner's side table migration_history", _schema_name
         ),
