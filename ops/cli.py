@@ -22,6 +22,7 @@ from ops.cliutil import (
     state,
 )
 from ops.migrate import cli as migrate_cli
+from ops.secrets import cli as secrets_cli
 
 app = typer.Typer(
     cls=OpsGroup,
@@ -176,23 +177,30 @@ def db_seed_demo(
 
 
 app.add_typer(migrate_cli.app, name="migrate")
+app.add_typer(secrets_cli.app, name="secrets")
+app.command("run")(secrets_cli.run_command)
 
 
 # -- preflight and up -----------------------------------------------------------------
 @app.command("preflight")
 def preflight(
-    ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help="Print JSON.")
+    ctx: typer.Context,
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    env: str = typer.Option(None, "--env", "-e", help="Environment (as the global --env)."),
+    offline: bool = typer.Option(False, "--offline", help="Remote secrets from their cache."),
 ) -> None:
     """Check everything the app needs before it boots; exit non-zero on any gap."""
     from ops.findings import render_table
     from ops.preflight import run_preflight
 
+    secrets_cli.use_env(ctx, env)
     configure_logging_from(ctx)
-    report = run_preflight(state(ctx).config)
+    report = run_preflight(state(ctx).config, offline=offline)
     if as_json:
         echo_json(report.to_json())
     else:
         echo(f"preflight ({report.env}) on {report.target or 'no database'}")
+        echo(report.secrets_line())
         echo(render_table(report.findings, colour=is_tty()))
     raise typer.Exit(report.exit_code)
 

@@ -1,8 +1,10 @@
 """Preflight: everything that must hold before the app boots.
 
-Composes the checks (database reachable, server version, extensions; later
-secrets and schema) into one list of findings. Each check is a function that
-yields findings; adding one is adding it to ``CHECKS``.
+Secrets come first: the chain is loaded and validated (a finding for every
+gap), then the database target is resolved from the loaded SecretSet, then
+the checks run (database reachable, server version, extensions, and what
+others append). Each check is a function that yields findings; adding one is
+adding it to ``CHECKS``.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ops import findings as F
 from ops.config import Config
@@ -19,17 +21,21 @@ from ops.errors import EXIT_UNREACHABLE, DatabaseUnreachable, OpsError
 from ops.findings import Finding
 from ops.target import DatabaseTarget
 
+if TYPE_CHECKING:
+    from ops.secrets import LoadResult
+
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class PreflightContext:
-    """What the checks share: config, the target, and an open connection (or None)."""
+    """What the checks share: config, the loaded secrets, the target and a connection."""
 
     config: Config
     target: DatabaseTarget | None = None
     conn: Any = None
     facts: dict[str, Any] = field(default_factory=dict)
+    secrets: LoadResult | None = None
 
 
 Check = Callable[[PreflightContext], Iterator[Finding]]
@@ -112,37 +118,79 @@ class PreflightReport:
     env: str
     seconds: float
     facts: dict[str, Any] = field(default_factory=dict)
+    secrets: LoadResult | None = None
 
     @property
     def exit_code(self) -> int:
         return F.exit_code_for(self.findings)
 
+    def secrets_line(self) -> str:
+        """Which sources were consulted, in order, and how they answered (names only)."""
+        if self.secrets is None:
+            return "secrets: not loaded"
+        parts = [f"{s.name} {s.status} ({s.count})" for s in self.secrets.sources]
+        return f"secrets: {len(self.secrets.secrets)} loaded; consulted " + ", ".join(parts)
+
     def to_json(self) -> str:
+        loaded = self.secrets
         return F.to_json(
             self.findings,
             env=self.env,
             target=self.target,
             seconds=round(self.seconds, 3),
             facts=self.facts,
+            secrets={
+                "sources": [s.to_dict() for s in loaded.sources] if loaded else [],
+                "names": loaded.secrets.items_meta() if loaded else [],
+            },
         )
 
 
 def run_preflight(
-    config: Config, target: DatabaseTarget | None = None, *, checks: list[Check] | None = None
+    config: Config,
+    target: DatabaseTarget | None = None,
+    *,
+    checks: list[Check] | None = None,
+    secrets: LoadResult | None = None,
+    offline: bool = False,
 ) -> PreflightReport:
-    """Run every check and collect its findings. Never raises for a failed check.
+    """Load the secrets, then run every check and collect its findings. Never raises for a gap.
 
-    ``target`` defaults to the configured database (the embedded one, started if
-    needed, when none is configured). An OpsError while resolving the target
-    becomes a finding with that error's exit code.
+    ``secrets`` is an already loaded result (``up`` passes its own); without it
+    the chain is loaded (``offline`` = remote sources from their cache only).
+    ``target`` defaults to the database named by the loaded secrets (the
+    embedded one, started if needed, when none is configured). The database is
+    not touched when its DSN secret is missing or invalid. An OpsError while
+    loading or resolving becomes a finding with that error's exit code.
     """
+    from ops.secrets import load_secrets
     from ops.target import resolve_target
 
     started = time.monotonic()
     ctx = PreflightContext(config=config)
     results: list[Finding] = []
+
+    def report() -> PreflightReport:
+        masked = ctx.target.masked if ctx.target else None
+        took = time.monotonic() - started
+        return PreflightReport(results, masked, config.env, took, ctx.facts, ctx.secrets)
+
     try:
-        ctx.target = target or resolve_target(config)
+        ctx.secrets = secrets or load_secrets(config, offline=offline)
+    except OpsError as exc:
+        results.append(
+            F.critical("SECRETS_CONFIG", "secrets", exc.message, exit_code=exc.exit_code)
+        )
+        return report()
+    results.extend(ctx.secrets.findings)
+    dsn_name = config.get("database.url_secret")
+    if target is None and any(f.is_problem and f.subject == dsn_name for f in results):
+        results.append(
+            F.info("DB_SKIPPED", "database", f"not checked: the {dsn_name} secret has a problem")
+        )
+        return report()
+    try:
+        ctx.target = target or resolve_target(config, ctx.secrets.secrets)
     except OpsError as exc:
         results.append(
             F.critical(
@@ -153,13 +201,11 @@ def run_preflight(
                 runbook="runbooks/DB_UNREACHABLE.md",
             )
         )
-        return PreflightReport(results, None, config.env, time.monotonic() - started)
+        return report()
     try:
         for check in checks or CHECKS:
             results.extend(check(ctx))
     finally:
         if ctx.conn is not None:
             ctx.conn.close()
-    return PreflightReport(
-        results, ctx.target.masked, config.env, time.monotonic() - started, ctx.facts
-    )
+    return report()

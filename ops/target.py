@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -32,11 +31,16 @@ def configured_dsn(config: Config, secrets: Mapping[str, str] | None = None) -> 
     """(DSN, where it came from) from the secret named by ``database.url_secret``.
 
     ``secrets`` is the loaded secret set when there is one; without it the
-    process environment is read. Returns ("", "") when no DSN is configured.
+    secrets chain is loaded (env, .env, Vault, AWS, HTTPS, and the alias
+    SUPABASE_DB_URL), so every command finds the DSN wherever it is kept.
+    Returns ("", "") when no DSN is configured.
     """
     name = config.get("database.url_secret")
-    source = secrets if secrets is not None else os.environ
-    value = source.get(name, "")
+    if secrets is None:
+        from ops.secrets import load_secrets
+
+        secrets = load_secrets(config).secrets
+    value = secrets.get(name, "")
     return (value, name) if value else ("", "")
 
 
@@ -45,7 +49,9 @@ def resolve_target(
 ) -> DatabaseTarget:
     """The database to use. Without a configured DSN, the embedded server (started if needed).
 
-    Raises ConfigError when no DSN is configured and the embedded server is disabled.
+    ``secrets`` is a loaded SecretSet (preflight passes its own); without it the
+    secrets chain is loaded. Raises ConfigError when no DSN is configured and the
+    embedded server is disabled.
     """
     options = ConnectOptions.from_config(config)
     dsn, name = configured_dsn(config, secrets)

@@ -9,13 +9,16 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ops import findings as F
 from ops.config import Config
 from ops.errors import OpsError
 from ops.findings import Finding
 from ops.target import DatabaseTarget, resolve_target
+
+if TYPE_CHECKING:
+    from ops.secrets import LoadResult
 
 
 @dataclass
@@ -25,6 +28,7 @@ class UpState:
     config: Config
     target: DatabaseTarget | None = None
     facts: dict[str, Any] = field(default_factory=dict)
+    secrets: LoadResult | None = None
 
 
 @dataclass
@@ -42,8 +46,16 @@ Step = Callable[[UpState], list[Finding]]
 
 
 def step_database(state: UpState) -> list[Finding]:
-    """Resolve the database; start the embedded server when none is configured."""
-    state.target = resolve_target(state.config)
+    """Load the secrets, then resolve the database from them (embedded when none is set).
+
+    A secrets gap stops ``up`` here, before anything boots: its findings are returned.
+    """
+    from ops.secrets import load_secrets
+
+    state.secrets = load_secrets(state.config)
+    if state.secrets.exit_code:
+        return state.secrets.findings
+    state.target = resolve_target(state.config, state.secrets.secrets)
     kind = "embedded PostgreSQL" if state.target.embedded else f"from {state.target.source}"
     return [F.ok("DB_TARGET", state.target.masked, f"using {kind}")]
 
@@ -51,7 +63,7 @@ def step_database(state: UpState) -> list[Finding]:
 def step_preflight(state: UpState) -> list[Finding]:
     from ops.preflight import run_preflight
 
-    report = run_preflight(state.config, state.target)
+    report = run_preflight(state.config, state.target, secrets=state.secrets)
     state.facts.update(report.facts)
     return report.findings
 
