@@ -12,6 +12,7 @@ from ops.seed.demo import (
     render_report,
     seed_demo,
     seed_demo_if_empty,
+    step_demo,
 )
 
 __all__ = [
@@ -24,4 +25,5 @@ __all__ = [
     "render_report",
     "seed_demo",
     "seed_demo_if_empty",
+    "step_demo",
 ]

@@ -21,12 +21,17 @@ import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ops import db
+from ops import findings as F
 from ops.errors import DatabaseError, MigrationError, UsageError
 from ops.logs import redact
 from ops.seed import generators as G
+
+if TYPE_CHECKING:
+    from ops.findings import Finding
+    from ops.up import UpState
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +39,8 @@ LOCK_NAME = "seed-demo"
 # The scale `up --demo` seeds: a few thousand rows, about 1 MB, a second or two.
 UP_DEMO_SCALE = 0.1
 MAX_SCALE = 1000.0
+# The actor_id empire-ops records its own actions under in admin_logs.
+OWN_ACTOR = "empire-ops"
 
 
 class SeedRefused(UsageError):
@@ -149,6 +156,42 @@ def seed_demo_if_empty(
         return seed_demo(conn, scale=scale, seed=seed)
 
 
+def step_demo(state: UpState) -> list[Finding]:
+    """The ``up --demo`` step: seed a small dataset into the embedded database, once.
+
+    Runs after the migrations step. Yields DEMO_SEEDED (ok), or DEMO_SKIPPED
+    (info) when the database already holds data or is not one demo data may
+    go to without confirmation (a non-embedded server, or prod). Raises what
+    :func:`seed_demo` raises.
+    """
+    target = state.target
+    if target is None:
+        return []
+    if not target.embedded or state.config.env == "prod":
+        why = "the production environment" if target.embedded else "not the embedded server"
+        return [
+            F.info(
+                "DEMO_SKIPPED",
+                target.masked,
+                f"no demo data seeded: the target is {why} "
+                "(use `empire-ops db seed-demo --yes` to seed it deliberately)",
+            )
+        ]
+    report = seed_demo_if_empty(target.dsn, options=target.options)
+    if report is None:
+        return [
+            F.info("DEMO_SKIPPED", target.masked, "the database already holds data; left as is")
+        ]
+    return [
+        F.ok(
+            "DEMO_SEEDED",
+            target.masked,
+            f"{report.rows} demo rows ({report.bytes / 1e6:.1f} MB) in {report.seconds:.1f}s, "
+            f"scale {report.scale:g}, seed {report.seed}",
+        )
+    ]
+
+
 @contextlib.contextmanager
 def _connection(
     dsn_or_conn: str | db.Connection[Any], options: db.ConnectOptions | None
@@ -240,10 +283,20 @@ def _some(names: list[str], shown: int = 5) -> str:
 
 
 def _non_empty_tables(conn: db.Connection[Any]) -> list[str]:
-    """The Empire tables that hold at least one row (one query for all of them)."""
+    """The Empire tables that hold at least one row (one query for all of them).
+
+    The admin_logs rows empire-ops itself writes (``migrate heal`` records its
+    repairs there) do not make a database "non-empty": they are not data a
+    seed could clash with, and a healed but otherwise empty database is still
+    a fine place for demo data.
+    """
     parts = [
-        db.SQL("select {} as t where exists (select 1 from {})").format(
-            db.Literal(t), db.Identifier("public", t)
+        db.SQL("select {} as t where exists (select 1 from {} where {})").format(
+            db.Literal(t),
+            db.Identifier("public", t),
+            db.SQL("actor_id is distinct from {}").format(db.Literal(OWN_ACTOR))
+            if t == "admin_logs"
+            else db.SQL("true"),
         )
         for t in G.TABLE_NAMES
     ]

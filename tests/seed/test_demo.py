@@ -9,9 +9,21 @@ from typing import Any
 import psycopg
 import pytest
 
+from ops.config import load_config
+from ops.db import ConnectOptions
 from ops.errors import DatabaseError
-from ops.seed import SchemaNotReady, SeedRefused, guard_target, seed_demo, seed_demo_if_empty
+from ops.findings import Severity
+from ops.seed import (
+    SchemaNotReady,
+    SeedRefused,
+    guard_target,
+    seed_demo,
+    seed_demo_if_empty,
+    step_demo,
+)
 from ops.seed.generators import BASE_COUNTS, EVENT_TABLES, TABLE_NAMES, counts_for
+from ops.target import DatabaseTarget
+from ops.up import UpState
 
 SMALL = 0.05
 PUBLIC_READ = {
@@ -234,3 +246,39 @@ def test_cli_seed_demo(cli: Any, migrated_db: str) -> None:
     truncated = cli("db", "seed-demo", "--scale", str(SMALL), "--yes", "--truncate", env=env)
     assert truncated.exit_code == 0, truncated.output
     assert "total" in truncated.stdout
+
+
+def test_rows_empire_ops_logged_itself_do_not_count_as_data(
+    migrated_db_factory: Callable[[], str],
+) -> None:
+    insert = "insert into admin_logs (action, actor_id) values ('index.create', %s)"
+    healed, used = migrated_db_factory(), migrated_db_factory()
+    with psycopg.connect(healed) as conn:
+        conn.execute(insert, ("empire-ops",))  # what `migrate heal` records
+    assert seed_demo(healed, scale=SMALL).rows > 0
+
+    with psycopg.connect(used) as conn:
+        conn.execute(insert, ("alice",))
+    with pytest.raises(SeedRefused, match=r"\(in admin_logs\)"):
+        seed_demo(used, scale=SMALL)
+
+
+def _up_state(dsn: str, *, embedded: bool, env: str = "dev") -> UpState:
+    target = DatabaseTarget(dsn=dsn, embedded=embedded, options=ConnectOptions(), source="test")
+    return UpState(config=load_config(None, env), target=target)
+
+
+def test_up_demo_step_seeds_the_embedded_database_once(migrated_db: str) -> None:
+    first = step_demo(_up_state(migrated_db, embedded=True))
+    assert [f.code for f in first] == ["DEMO_SEEDED"] and first[0].severity == Severity.OK
+    again = step_demo(_up_state(migrated_db, embedded=True))
+    assert [(f.code, f.severity) for f in again] == [("DEMO_SKIPPED", Severity.INFO)]
+
+
+@pytest.mark.parametrize(("embedded", "env"), [(False, "dev"), (True, "prod")])
+def test_up_demo_step_leaves_other_targets_alone(
+    migrated_db: str, embedded: bool, env: str
+) -> None:
+    found = step_demo(_up_state(migrated_db, embedded=embedded, env=env))
+    assert [f.code for f in found] == ["DEMO_SKIPPED"] and "--yes" in found[0].message
+    assert set(_counts(migrated_db).values()) == {0}
