@@ -22,12 +22,23 @@ def _target(ctx: typer.Context, *, as_json: bool = False) -> Any:
 
     configure_logging_from(ctx)
     target = resolve_target(state(ctx).config)
-    echo(f"target: {target.masked} ({target.source})", err=as_json)
+    echo(f"target: {describe_target(target)}", err=as_json)
     return target
 
 
+def describe_target(target: Any) -> str:
+    """Which database, in words. Not the DSN itself: that may be a redacted secret value."""
+    from ops import db
+
+    info = db.parse_dsn(target.dsn)
+    return (
+        f"database {info.dbname!r} on {info.host}:{info.port} as {info.user or '(default user)'} "
+        f"(from {target.source})"
+    )
+
+
 def _render_steps(result: Any) -> None:
-    verb = {"up": "apply", "down": "revert"}[result.direction]
+    verb, past = {"up": ("apply", "applied"), "down": ("revert", "reverted")}[result.direction]
     if not result.steps and not result.rebuilt_indexes:
         echo("nothing to do")
     for index in result.rebuilt_indexes:
@@ -35,7 +46,7 @@ def _render_steps(result: Any) -> None:
     for step in result.steps:
         mode = " (no transaction)" if step.no_transaction else ""
         took = "" if result.dry_run else f" in {step.duration_ms} ms"
-        prefix = f"would {verb}" if result.dry_run else f"{verb.rstrip('e')}ed"
+        prefix = f"would {verb}" if result.dry_run else past
         echo(f"{prefix} {step.version}_{step.name}{mode}: {step.statements} statement(s){took}")
 
 
@@ -44,18 +55,14 @@ def status(
     ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help="Print JSON.")
 ) -> None:
     """Show applied, pending, out-of-order, missing-locally and edited (checksum) migrations."""
-    from ops.findings import render_table
     from ops.migrate.runner import migration_status
 
     target = _target(ctx, as_json=as_json)
     report = migration_status(target, state(ctx).config)
-    if as_json:
-        echo_json(report.to_json())
-    else:
+    if not as_json:
         for e in report.entries:
             echo(f"{e.version}  {e.state:<17}  {e.name}{'  (up-only)' if e.up_only else ''}")
-        echo(render_table(report.findings, colour=is_tty()))
-    raise typer.Exit(report.exit_code)
+    _render_report(report, as_json)
 
 
 @app.command("up")
@@ -103,3 +110,41 @@ def new(
 
     path = create_migration(name, directory)
     echo(f"created {path}")
+
+
+@app.command("verify")
+def verify(
+    ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help="Print JSON.")
+) -> None:
+    """Lint the migration files; check applied checksums and concurrently built indexes."""
+    from ops.migrate.runner import verify_migrations
+
+    target = _target(ctx, as_json=as_json)
+    _render_report(verify_migrations(target, state(ctx).config), as_json)
+
+
+@app.command("test")
+def test(
+    ctx: typer.Context,
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    keep: bool = typer.Option(False, "--keep", help="Keep the scratch database afterwards."),
+) -> None:
+    """On a scratch database: up/down/up every migration, down to zero, up, compare schemas."""
+    from ops.migrate.scratch import run_migration_test
+
+    target = _target(ctx, as_json=as_json)
+    report = run_migration_test(target, state(ctx).config, keep=keep)
+    if not as_json:
+        kept = " (kept)" if keep else " (dropped)"
+        echo(f"scratch database {report.scratch_database}{kept}, {report.seconds:.1f}s")
+    _render_report(report, as_json)
+
+
+def _render_report(report: Any, as_json: bool) -> None:
+    from ops.findings import render_table
+
+    if as_json:
+        echo_json(report.to_json())
+    else:
+        echo(render_table(report.findings, colour=is_tty()))
+    raise typer.Exit(report.exit_code)

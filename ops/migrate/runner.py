@@ -406,45 +406,57 @@ def _ms(started: float) -> int:
     return int((time.monotonic() - started) * 1000)
 
 
-def _rebuild_invalid_indexes(conn: db.Connection[Any], applied: list[Migration]) -> list[str]:
-    """Rebuild INVALID indexes created by applied no-transaction files (drop + create)."""
-    candidates = [
-        s
-        for m in applied
-        if m.no_transaction
-        for s in m.up_statements
-        if _CONCURRENT_INDEX_RE.match(_strip_comments(s.sql))
-    ]
+def _invalid_index_statements(
+    conn: db.Connection[Any], applied: list[Migration]
+) -> list[tuple[str, Statement]]:
+    """(index, its CREATE statement) for INVALID indexes built by applied no-transaction files."""
+    candidates: list[tuple[str, Statement]] = []
+    for mig in applied:
+        if not mig.no_transaction:
+            continue
+        for stmt in mig.up_statements:
+            match = _CONCURRENT_INDEX_RE.match(_strip_comments(stmt.sql))
+            if match:
+                candidates.append((match.group("index").strip('"'), stmt))
     if not candidates:
         return []
-    invalid = db.run_query(
+    rows = db.run_query(
         conn,
         "select ic.relname from pg_index i join pg_class ic on ic.oid = i.indexrelid "
         "where not i.indisvalid",
     )
-    names = {str(r["relname"]) for r in invalid}
+    invalid = {str(r["relname"]) for r in rows}
+    return [(name, stmt) for name, stmt in candidates if name in invalid]
+
+
+def _invalid_indexes(conn: db.Connection[Any], applied: list[Migration]) -> list[str]:
+    return [name for name, _ in _invalid_index_statements(conn, applied)]
+
+
+def _rebuild_invalid_indexes(conn: db.Connection[Any], applied: list[Migration]) -> list[str]:
+    """Rebuild INVALID indexes created by applied no-transaction files (drop + create)."""
     rebuilt: list[str] = []
-    for stmt in candidates:
-        match = _CONCURRENT_INDEX_RE.match(_strip_comments(stmt.sql))
-        if match and match.group("index").strip('"') in names:
-            dropped = _drop_invalid_index(conn, stmt)
-            if dropped:
-                try:
-                    conn.execute(stmt.sql)
-                except db.PsycopgError as exc:
-                    message, _ = _server_error(exc)
-                    raise MigrationFailed(
-                        f"rebuilding INVALID index {dropped} failed: {message}",
-                        hint="fix the data the index rejects (e.g. duplicates for a unique "
-                        "index), then rerun `empire-ops migrate up`",
-                    ) from None
-                rebuilt.append(dropped)
+    for _name, stmt in _invalid_index_statements(conn, applied):
+        dropped = _drop_invalid_index(conn, stmt)
+        if not dropped:
+            continue
+        try:
+            conn.execute(stmt.sql)
+        except db.PsycopgError as exc:
+            message, _ = _server_error(exc)
+            raise MigrationFailed(
+                f"rebuilding INVALID index {dropped} failed: {message}",
+                hint="fix the data the index rejects (e.g. duplicates for a unique "
+                "index), then rerun `empire-ops migrate up`",
+            ) from None
+        rebuilt.append(dropped)
     return rebuilt
 
 
-def _setup(
+def resolve_migrations(
     config: Config | None, migrations: Sequence[Migration] | None
 ) -> tuple[RunnerSettings, list[Migration]]:
+    """The runner settings from ``config`` and the migrations to use (given, or loaded)."""
     settings = RunnerSettings.from_config(config)
     local = list(migrations) if migrations is not None else load_migrations(list(settings.dirs))
     return settings, local
@@ -477,7 +489,7 @@ def migrate_up(
     (the failed transactional file leaves schema and history unchanged),
     DatabaseUnreachable (exit 4).
     """
-    settings, local = _setup(config, migrations)
+    settings, local = resolve_migrations(config, migrations)
     actor = actor or default_actor()
     result = MigrateResult(target=target.masked, direction="up", dry_run=dry_run)
     if dry_run:
@@ -531,7 +543,7 @@ def migrate_down(
             hint=f"review with --dry-run, then rerun with --yes (or add {config.env!r} to "
             "[migrate] allow_down_in)",
         )
-    settings, local = _setup(config, migrations)
+    settings, local = resolve_migrations(config, migrations)
     actor = actor or default_actor()
     result = MigrateResult(target=target.masked, direction="down", dry_run=dry_run)
     if dry_run:
@@ -586,7 +598,7 @@ def migration_status(
     MIGRATE_PARTIAL (error), MIGRATE_MISSING_LOCALLY (warning), or
     MIGRATE_UP_TO_DATE (ok). Raises DatabaseUnreachable (exit 4).
     """
-    settings, local = _setup(config, migrations)
+    settings, local = resolve_migrations(config, migrations)
     with db.connect(target.dsn, target.options, autocommit=True) as conn:
         applied = history.read_applied(conn, settings.history_schema)
         failed = history.read_failed(conn, settings.history_schema)
@@ -672,3 +684,101 @@ def apply_all_to(dsn: str, migrations: Sequence[Migration] | None = None) -> Non
     """
     target = DatabaseTarget(dsn=dsn, embedded=False, options=db.ConnectOptions(), source="scratch")
     migrate_up(target, None, include_all=True, migrations=migrations, actor="empire-ops")
+
+
+_TX_CONTROL_RE = re.compile(
+    r"^\s*(begin|commit|rollback|start\s+transaction|end|abort)\s*(transaction|work)?\s*$",
+    re.IGNORECASE,
+)
+
+
+def lint_migrations(local: Sequence[Migration]) -> list[Finding]:
+    """File problems the server would only show mid-run. Pure: no I/O.
+
+    MIGRATE_FILE_INVALID for CONCURRENTLY in a transactional file, or explicit
+    transaction control (the runner owns transactions); MIGRATE_UP_ONLY (info).
+    """
+    out: list[Finding] = []
+    for mig in local:
+        for section, statements in (("up", mig.up_statements), ("down", mig.down_statements)):
+            for stmt in statements:
+                code = _strip_comments(stmt.sql)
+                where = f"{mig.filename}:{stmt.line} ({section})"
+                if _TX_CONTROL_RE.match(code):
+                    out.append(_invalid(mig, f"{where}: remove {code.strip()!r}; the runner "
+                                        "runs each file in one transaction"))  # fmt: skip
+                elif not mig.no_transaction and re.search(r"\bconcurrently\b", code, re.I):
+                    msg = f"{where}: CONCURRENTLY cannot run in a transaction; add a line "
+                    out.append(_invalid(mig, msg + "'-- migrate:no-transaction'"))
+        if mig.up_only:
+            out.append(F.info("MIGRATE_UP_ONLY", mig.filename, "no down section: cannot revert"))
+    return out
+
+
+def _invalid(mig: Migration, message: str) -> Finding:
+    return F.error(
+        "MIGRATE_FILE_INVALID", mig.filename, message, runbook="runbooks/MIGRATE_FILE_INVALID.md"
+    )
+
+
+@dataclass
+class VerifyReport:
+    """``migrate verify``: file lints plus what the database says about applied files."""
+
+    target: str
+    findings: list[Finding]
+
+    @property
+    def exit_code(self) -> int:
+        return F.exit_code_for(self.findings)
+
+    def to_json(self) -> str:
+        return F.to_json(self.findings, target=self.target)
+
+
+def verify_migrations(
+    target: DatabaseTarget,
+    config: Config | None,
+    migrations: Sequence[Migration] | None = None,
+) -> VerifyReport:
+    """Lint the files, then check applied ones: checksums, missing files, INVALID indexes.
+
+    Pending migrations are reported as info here (``status`` treats them as an
+    error). A malformed file is a MIGRATE_FILE_INVALID finding, not an
+    exception. Read-only. Raises DatabaseUnreachable (exit 4).
+    """
+    from ops.migrate.errors import MigrationFileError
+
+    try:
+        settings, local = resolve_migrations(config, migrations)
+    except MigrationFileError as exc:
+        finding = F.error(
+            "MIGRATE_FILE_INVALID", "migrations", exc.message,
+            runbook="runbooks/MIGRATE_FILE_INVALID.md",
+        )  # fmt: skip
+        return VerifyReport(target.masked, [finding])
+    findings = lint_migrations(local)
+    with db.connect(target.dsn, target.options, autocommit=True) as conn:
+        applied = history.read_applied(conn, settings.history_schema)
+        failed = history.read_failed(conn, settings.history_schema)
+        invalid = _invalid_indexes(conn, [m for m in local if m.version in applied])
+    status = build_status(target.masked, local, applied, failed)
+    for f in status.findings:
+        if f.code == "SCHEMA_PENDING_MIGRATIONS":
+            findings.append(F.info(f.code, f.subject, f.message))
+        elif f.code != "MIGRATE_UP_TO_DATE":
+            findings.append(f)
+    for index in invalid:
+        findings.append(
+            F.error(
+                "MIGRATE_INVALID_INDEX", index,
+                "INVALID index left by a failed concurrent build; `migrate up` rebuilds it",
+                runbook="runbooks/MIGRATE_INVALID_INDEX.md",
+            )
+        )  # fmt: skip
+    if not any(f.is_problem for f in findings):
+        findings.append(
+            F.ok("MIGRATE_VERIFIED", "migrations", f"{len(local)} files checked, "
+                 f"{len(applied)} applied with matching checksums")
+        )  # fmt: skip
+    return VerifyReport(target.masked, findings)
