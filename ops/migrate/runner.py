@@ -782,3 +782,42 @@ def verify_migrations(
                  f"{len(applied)} applied with matching checksums")
         )  # fmt: skip
     return VerifyReport(target.masked, findings)
+
+
+def ensure_migrated(target: DatabaseTarget, config: Config) -> list[Finding]:
+    """The ``up`` step: apply pending migrations where ``[migrate] auto_apply_in`` allows it.
+
+    Never raises for a migration problem: it becomes a finding. Where auto-apply
+    is off, returns the status findings (SCHEMA_PENDING_MIGRATIONS when behind).
+    Findings: MIGRATE_APPLIED / MIGRATE_UP_TO_DATE (ok), MIGRATE_INDEX_REBUILT
+    (warning), MIGRATE_FAILED (error; exit 5 when another run holds the lock,
+    4 when the database is unreachable), or the status findings.
+    """
+    from ops.errors import OpsError
+    from ops.migrate.settings import auto_apply_enabled
+
+    try:
+        if not auto_apply_enabled(config):
+            return migration_status(target, config).findings
+        result = migrate_up(target, config)
+    except OpsError as exc:
+        hint = f" ({exc.hint})" if exc.hint else ""
+        return [
+            F.error(
+                "MIGRATE_FAILED", target.masked, f"{exc.message}{hint}",
+                runbook="runbooks/MIGRATE_FAILED.md", exit_code=exc.exit_code,
+            )
+        ]  # fmt: skip
+    out = [
+        F.warning(
+            "MIGRATE_INDEX_REBUILT", index, "INVALID index dropped and rebuilt",
+            runbook="runbooks/MIGRATE_INVALID_INDEX.md",
+        )
+        for index in result.rebuilt_indexes
+    ]  # fmt: skip
+    if result.steps:
+        names = ", ".join(f"{s.version}_{s.name}" for s in result.steps)
+        out.append(F.ok("MIGRATE_APPLIED", f"{len(result.steps)} migration(s)", names))
+    else:
+        out.append(F.ok("MIGRATE_UP_TO_DATE", "migrations", "nothing pending"))
+    return out

@@ -220,3 +220,24 @@ def test_read_applied_without_tables_is_empty(fresh_db: str) -> None:
     with db.connect(fresh_db, autocommit=True) as conn:
         assert history.read_applied(conn, "ops") == {}
         assert history.read_failed(conn, "ops") == {}
+
+
+def test_ensure_migrated_follows_auto_apply_in(fresh_db: str) -> None:
+    from ops import db
+    from ops.config import load_config
+    from ops.migrate.runner import ensure_migrated
+
+    target = target_for(fresh_db)
+    prod = ensure_migrated(target, load_config(None, "prod"))
+    assert [f.code for f in prod] == ["SCHEMA_PENDING_MIGRATIONS"]
+    with db.connect(fresh_db, autocommit=True) as holder:
+        assert db.try_advisory_lock(holder, "migrate", 0)
+        cfg = load_config(None, "dev")
+        cfg.data["database"]["lock_timeout"] = "100ms"
+        busy = ensure_migrated(target, cfg)
+    assert [(f.code, f.effective_exit_code) for f in busy] == [("MIGRATE_FAILED", 5)]
+    dev = ensure_migrated(target, load_config(None, "dev"))
+    assert [f.code for f in dev] == ["MIGRATE_APPLIED"] and dev[0].subject == "14 migration(s)"
+    assert [f.code for f in ensure_migrated(target, load_config(None, "dev"))] == [
+        "MIGRATE_UP_TO_DATE"
+    ]
