@@ -65,3 +65,7 @@ def run_command(
         echo(render_table(outcome.report.findings, colour=False), err=True)
         echo(outcome.report.secrets_line(), err=True)
     raise typer.Exit(outcome.exit_code)
+
+
+# sync, diff, export, snapshot, restore-snapshot and scan register themselves on `app`.
+from ops.secrets import movement_cli as _movement_cli  # noqa: E402, F401

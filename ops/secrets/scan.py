@@ -17,12 +17,15 @@ import subprocess
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ops import findings as F
 from ops.errors import UsageError
 from ops.findings import Finding
 from ops.logs import MIN_REDACT_LENGTH
+
+if TYPE_CHECKING:
+    from ops.config import Config
 
 # Folders never searched for stray .env files: tools' caches and virtualenvs.
 _PRUNE_DIRS = frozenset(
@@ -301,7 +304,7 @@ def check_env_files(repo: Path, extra: Iterable[Path] = ()) -> list[Finding]:
                     F.warning(
                         "SECRETS_ENV_PERMISSIONS",
                         shown,
-                        f"mode {mode:04o} lets group or other read it; use 0600",
+                        f"mode {mode:04o} lets group or others read it; run: chmod 600 {shown}",
                         runbook="runbooks/SECRETS_ENV_PERMISSIONS.md",
                         details={"mode": f"{mode:04o}"},
                     )
@@ -341,3 +344,24 @@ def scan_repo(
         _scan_history(repo, _Needles(secrets, per_line=True), report)
     report.env_findings = check_env_files(repo, extra_env_files)
     return report
+
+
+def scan_loaded(config: Config, path: Path, *, history: bool = False) -> ScanReport:
+    """Load the configured secrets and :func:`scan_repo` ``path`` for their values.
+
+    The dotenv files of the chain get the ``.env`` checks too, wherever they are.
+    Unavailable sources are skipped as the loader skips them (their values are
+    then not searched). Raises NotAGitRepository (exit 2).
+    """
+    from ops.secrets import load_secrets
+    from ops.secrets.sources import configured_source
+    from ops.secrets.sources.dotenv import DotenvSource
+
+    repo = repo_root(path)  # fail fast, before reaching any remote source
+    result = load_secrets(config)
+    dotenv_files: list[Path] = []
+    for name in config.get("secrets.chain"):
+        source = configured_source(name, config)
+        if isinstance(source, DotenvSource):
+            dotenv_files.extend(source.paths)
+    return scan_repo(repo, result.secrets, history=history, extra_env_files=dotenv_files)

@@ -114,6 +114,19 @@ SECTION = Table(
                 "passphrase_secret": Field(str, "", "secret holding the cache passphrase"),
             }
         ),
+        # `secrets snapshot` / `restore-snapshot` (ops/secrets/snapshot.py).
+        "snapshot": Table(
+            {
+                "passphrase_secret": Field(
+                    str,
+                    "EMPIRE_SNAPSHOT_PASSPHRASE",
+                    "secret holding the snapshot passphrase",
+                    check=_is_secret_name,
+                ),
+                "location": Field(str, "", "folder for snapshots; '' = <state_dir>/snapshots"),
+                "keep": Field(int, 10, "newest snapshots kept; 0 keeps all"),
+            }
+        ),
         "sources": Table(item=SOURCE, doc="named sources: [secrets.sources.<name>]"),
         "spec": Table(item=SPEC, doc="declared secrets: [secrets.spec.<NAME>]"),
     }

@@ -1,0 +1,96 @@
+"""Export resolved secrets to a dotenv or JSON file (mode 0600, written atomically).
+
+The dotenv rendering quotes every value so that it reads back unchanged with
+python-dotenv (interpolation off): newlines, quotes, backslashes, ``$``, ``#``
+and non-ASCII characters all round-trip.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ops import findings as F
+from ops.errors import EXIT_SECRETS, UsageError
+from ops.fsutil import atomic_write_text
+from ops.secrets.errors import SecretMissing
+from ops.secrets.sources.dotenv import quote_value
+
+if TYPE_CHECKING:
+    from ops.config import Config
+    from ops.secrets.model import SecretSet
+
+log = logging.getLogger(__name__)
+
+FORMATS = ("dotenv", "json")
+SECRET_FILE_MODE = 0o600
+
+
+def render_dotenv(secrets: Mapping[str, str]) -> str:
+    """A dotenv document, one ``NAME="value"`` line per secret, sorted by name.
+
+    Quoted as the dotenv source writes (``sync`` to a dotenv file), so both read back the same.
+    """
+    return "".join(f"{name}={quote_value(secrets[name])}\n" for name in sorted(secrets))
+
+
+def render_json(secrets: Mapping[str, str]) -> str:
+    """A JSON object ``{name: value}``, sorted by name."""
+    return json.dumps(dict(sorted(secrets.items())), indent=2, ensure_ascii=False) + "\n"
+
+
+def render(secrets: Mapping[str, str], fmt: str) -> str:
+    """``secrets`` in ``fmt`` (dotenv or json). Raises UsageError for another format."""
+    if fmt == "dotenv":
+        return render_dotenv(secrets)
+    if fmt == "json":
+        return render_json(secrets)
+    raise UsageError(f"unknown export format {fmt!r}", hint=f"use one of: {', '.join(FORMATS)}")
+
+
+def export_to_file(secrets: Mapping[str, str], fmt: str, out: Path) -> int:
+    """Write ``secrets`` to ``out`` in ``fmt``, mode 0600, atomically; return how many.
+
+    Raises UsageError for an unknown format or when ``out`` is a folder.
+    """
+    text = render(secrets, fmt)
+    if out.is_dir():
+        raise UsageError(f"{out} is a folder", hint="give --out a file name")
+    atomic_write_text(out, text, mode=SECRET_FILE_MODE)
+    return len(secrets)
+
+
+def resolved_secrets(config: Config) -> SecretSet:
+    """Every secret the configured chain resolves, for export and snapshots.
+
+    Refuses (SecretMissing, exit 3; or 4 for access denied) when a source
+    answered with an error: a partial set written out would look complete.
+    An unavailable source (or its stale cache) is logged and skipped, as the
+    loader does.
+    """
+    from ops.secrets import load_secrets
+
+    result = load_secrets(config)
+    broken = [s for s in result.sources if s.status in ("denied", "invalid")]
+    if broken:
+        err = SecretMissing(
+            "cannot read every source: "
+            + ", ".join(f"{s.name} ({s.status}: {s.note})" for s in broken),
+            hint="fix the source (see `empire-ops secrets status`), then retry",
+        )
+        err.exit_code = max(F.exit_code_for(result.findings), EXIT_SECRETS)
+        raise err
+    for status in result.sources:
+        if status.status in ("unavailable", "stale-cache"):
+            log.warning(
+                "secrets source %s is %s; its names are not included", status.name, status.status
+            )
+    return result.secrets
+
+
+def export_secrets(config: Config, fmt: str, out: Path) -> int:
+    """Write every resolved secret to ``out`` (0600, atomic); return how many written."""
+    return export_to_file(resolved_secrets(config), fmt, out)

@@ -1,0 +1,265 @@
+"""Encrypted snapshots of every resolved secret, so secrets are never lost.
+
+A snapshot is ``secrets-<UTC timestamp>.snap``: a JSON document of every
+resolved ``name -> value`` encrypted with :func:`ops.secrets.crypto.encrypt_blob`
+(AES-256-GCM, scrypt) under the passphrase secret (``[secrets.snapshot]
+passphrase_secret``, default ``EMPIRE_SNAPSHOT_PASSPHRASE``). Beside it,
+``secrets-<timestamp>.manifest.json`` lists names, fingerprints, the count and
+the time: no values. Both are written atomically with mode 0600 into
+``[secrets.snapshot] location`` (default ``<state_dir>/snapshots``); the
+oldest beyond ``keep`` are removed.
+
+:func:`restore_snapshot` decrypts one and loads it into a writable source
+through the sync plan (:mod:`ops.secrets.sync`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ops.fsutil import atomic_write_bytes, atomic_write_text
+from ops.secrets.errors import SecretMissing, SecretsCryptoError
+from ops.secrets.model import fingerprint
+
+if TYPE_CHECKING:
+    from ops.config import Config
+    from ops.secrets.sync import SyncResult
+
+log = logging.getLogger(__name__)
+
+FORMAT = "empire-ops-secrets-snapshot"
+VERSION = 1
+SUFFIX = ".snap"
+MANIFEST_SUFFIX = ".manifest.json"
+DEFAULT_PASSPHRASE_SECRET = "EMPIRE_SNAPSHOT_PASSPHRASE"
+FILE_MODE = 0o600
+
+
+@dataclass(frozen=True)
+class SnapshotSettings:
+    """``[secrets.snapshot]``: the passphrase secret's name, the folder, how many to keep."""
+
+    passphrase_secret: str
+    location: Path
+    keep: int
+
+    @classmethod
+    def from_config(cls, config: Config) -> SnapshotSettings:
+        table: Mapping[str, Any] = config.get("secrets.snapshot")
+        location = table["location"]
+        return cls(
+            passphrase_secret=table["passphrase_secret"] or DEFAULT_PASSPHRASE_SECRET,
+            location=config.resolve_path(location) if location else config.state_dir / "snapshots",
+            keep=int(table["keep"]),
+        )
+
+
+@dataclass(frozen=True)
+class SnapshotInfo:
+    """A written snapshot: where, when, and which names (never values)."""
+
+    path: Path
+    manifest: Path
+    created_at: str
+    names: tuple[str, ...]
+    removed: tuple[Path, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "path": str(self.path),
+            "manifest": str(self.manifest),
+            "created_at": self.created_at,
+            "count": len(self.names),
+            "names": list(self.names),
+            "removed": [str(p) for p in self.removed],
+        }
+
+
+def resolve_passphrase(settings: SnapshotSettings, secrets: Mapping[str, str]) -> str:
+    """The snapshot passphrase: the resolved secret, else the process environment.
+
+    Raises SecretMissing (exit 3) when it is set nowhere or empty.
+    """
+    name = settings.passphrase_secret
+    value = secrets.get(name) or os.environ.get(name)
+    if not value:
+        raise SecretMissing(
+            f"the snapshot passphrase secret {name} is not set",
+            hint=f"set {name} (a long random value, kept apart from the snapshots) in a source "
+            "or the environment; [secrets.snapshot] passphrase_secret names another secret",
+        )
+    return value
+
+
+def _stamp(now: datetime) -> str:
+    return now.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+
+
+def _free_name(folder: Path, stamp: str) -> Path:
+    path = folder / f"secrets-{stamp}{SUFFIX}"
+    n = 1
+    while path.exists():  # two snapshots in the same second
+        path = folder / f"secrets-{stamp}-{n}{SUFFIX}"
+        n += 1
+    return path
+
+
+def manifest_path(snapshot: Path) -> Path:
+    """The names-only manifest that sits beside ``snapshot``."""
+    return snapshot.with_name(snapshot.name.removesuffix(SUFFIX) + MANIFEST_SUFFIX)
+
+
+def write_snapshot(
+    settings: SnapshotSettings,
+    secrets: Mapping[str, str],
+    *,
+    env: str,
+    folder: Path | None = None,
+    now: datetime | None = None,
+) -> SnapshotInfo:
+    """Encrypt ``secrets`` (except the passphrase itself) into a new snapshot in ``folder``.
+
+    ``folder`` defaults to ``settings.location``. Snapshots beyond
+    ``settings.keep`` (0 keeps all) are removed, oldest first, with their
+    manifests. Raises SecretMissing without a passphrase, OSError when the
+    folder cannot be written (nothing half-written is left).
+    """
+    from ops.secrets.crypto import encrypt_blob
+
+    passphrase = resolve_passphrase(settings, secrets)
+    # The passphrase cannot decrypt anything without being known already:
+    # storing it inside would add nothing but one more copy.
+    values = {n: secrets[n] for n in sorted(secrets) if n != settings.passphrase_secret}
+    created = (now or datetime.now(UTC)).astimezone(UTC)
+    created_at = created.isoformat(timespec="seconds").replace("+00:00", "Z")
+    target = folder or settings.location
+    target.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path = _free_name(target, _stamp(created))
+    payload = {"format": FORMAT, "version": VERSION, "created_at": created_at, "env": env}
+    blob = encrypt_blob(
+        json.dumps({**payload, "secrets": values}, ensure_ascii=False).encode("utf-8"), passphrase
+    )
+    atomic_write_bytes(path, blob, mode=FILE_MODE)
+    manifest = {
+        **payload,
+        "file": path.name,
+        "sha256": hashlib.sha256(blob).hexdigest(),
+        "cipher": "AES-256-GCM, scrypt-derived key",
+        "passphrase_secret": settings.passphrase_secret,
+        "count": len(values),
+        "secrets": [{"name": n, "fingerprint": fingerprint(v)} for n, v in values.items()],
+    }
+    mpath = manifest_path(path)
+    atomic_write_text(mpath, json.dumps(manifest, indent=2) + "\n", mode=FILE_MODE)
+    removed = prune_snapshots(target, settings.keep)
+    log.info("secrets snapshot written: %s (%d names)", path.name, len(values))
+    return SnapshotInfo(path, mpath, created_at, tuple(values), tuple(removed))
+
+
+def prune_snapshots(folder: Path, keep: int) -> list[Path]:
+    """Remove all but the newest ``keep`` snapshots (and manifests) in ``folder``; 0 keeps all."""
+    if keep <= 0:
+        return []
+    snaps = sorted(folder.glob(f"secrets-*{SUFFIX}"), key=lambda p: (p.stat().st_mtime, p.name))
+    removed: list[Path] = []
+    for old in snaps[:-keep]:
+        for path in (old, manifest_path(old)):
+            path.unlink(missing_ok=True)
+        removed.append(old)
+    return removed
+
+
+def read_snapshot(path: Path, passphrase: str) -> dict[str, str]:
+    """Decrypt the snapshot at ``path``: its ``name -> value`` map.
+
+    Raises SecretsCryptoError (exit 3) for a wrong passphrase or a modified,
+    truncated or foreign file; SecretMissing when the file does not exist.
+    """
+    from ops.secrets.crypto import decrypt_blob
+
+    try:
+        blob = path.read_bytes()
+    except FileNotFoundError:
+        raise SecretMissing(
+            f"snapshot {path} does not exist",
+            hint="list them with `ls <state_dir>/snapshots` (or [secrets.snapshot] location)",
+        ) from None
+    except OSError as exc:
+        raise SecretMissing(f"cannot read snapshot {path}: {type(exc).__name__}") from None
+    _check_manifest(path, blob)
+    plain = decrypt_blob(blob, passphrase)
+    try:
+        doc = json.loads(plain.decode("utf-8"))
+        if doc.get("format") != FORMAT or not isinstance(doc.get("secrets"), dict):
+            raise ValueError("not a snapshot document")
+        values = {str(k): str(v) for k, v in doc["secrets"].items()}
+    except (UnicodeDecodeError, ValueError, AttributeError):
+        raise SecretsCryptoError(
+            f"{path.name} decrypts, but is not an empire-ops secrets snapshot",
+            hint="restore-snapshot reads files written by `empire-ops secrets snapshot`",
+        ) from None
+    return values
+
+
+def _check_manifest(path: Path, blob: bytes) -> None:
+    """When the manifest is there, the file must be the one it describes."""
+    mpath = manifest_path(path)
+    try:
+        expected = json.loads(mpath.read_text(encoding="utf-8")).get("sha256")
+    except (OSError, ValueError, AttributeError):
+        return  # no (readable) manifest: the AEAD tag still guards the content
+    if expected and hashlib.sha256(blob).hexdigest() != expected:
+        raise SecretsCryptoError(
+            f"{path.name} does not match its manifest's sha256: the file is corrupted",
+            hint="restore from another snapshot, or from the backup repository's copy",
+        )
+
+
+def snapshot_secrets(config: Config, *, folder: Path | None = None) -> SnapshotInfo:
+    """Load every secret through the configured chain and write a snapshot of them.
+
+    Raises what :func:`write_snapshot` and the loader raise.
+    """
+    from ops.secrets.export import resolved_secrets
+
+    secrets = resolved_secrets(config)
+    return write_snapshot(
+        SnapshotSettings.from_config(config), secrets, env=config.env, folder=folder
+    )
+
+
+def restore_snapshot(
+    config: Config, path: Path, dst_url: str, *, dry_run: bool = False, prune: bool = False
+) -> SyncResult:
+    """Decrypt ``path`` and load its secrets into ``dst_url`` through the sync plan.
+
+    Nothing is written when decryption fails, with ``dry_run``, or when the
+    destination is read-only (UsageError). Raises SecretsCryptoError (exit 3)
+    for a wrong passphrase or a corrupted file.
+    """
+    from ops.secrets.sources import source_from_url
+    from ops.secrets.sync import require_writable, sync_values
+
+    settings = SnapshotSettings.from_config(config)
+    dst = source_from_url(dst_url, config)
+    require_writable(dst)
+    values = read_snapshot(path, _passphrase_for_restore(config, settings))
+    return sync_values(values, f"snapshot {path.name}", dst, prune=prune, dry_run=dry_run)
+
+
+def _passphrase_for_restore(config: Config, settings: SnapshotSettings) -> str:
+    # In a disaster the chain's remote sources may be the thing being restored:
+    # the environment alone is enough, and loading the chain is the fallback.
+    if os.environ.get(settings.passphrase_secret):
+        return os.environ[settings.passphrase_secret]
+    from ops.secrets import load_secrets
+
+    return resolve_passphrase(settings, load_secrets(config).secrets)

@@ -1,0 +1,272 @@
+"""Moving secrets between stores: a names-only plan, then its application.
+
+:func:`plan_sync` is a pure policy: given the values at a source and at a
+destination it decides, per name, *create*, *update*, *unchanged* or (only
+with ``prune``) *delete*. Values are compared exactly; reports show names and
+8-character fingerprints only. :func:`apply_sync` writes the plan to a
+writable :class:`~ops.secrets.sources.base.SecretSource`.
+
+:func:`sync_sources` and :func:`diff_sources` are what the CLI calls: they
+build the sources from URLs (``dotenv:PATH``, ``vault:MOUNT/PATH``,
+``awssm:SECRET_ID``, a configured source name…), fetch, plan and apply.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ops.errors import UsageError
+from ops.secrets.errors import SourceNotFound
+from ops.secrets.model import fingerprint
+
+if TYPE_CHECKING:
+    from ops.config import Config
+    from ops.secrets.sources.base import SecretSource
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SyncPlan:
+    """What a sync would do, per name. ``repr``/``to_dict`` never hold a value.
+
+    ``kept`` are names only at the destination that stay because ``prune`` was off.
+    """
+
+    create: tuple[str, ...] = ()
+    update: tuple[str, ...] = ()
+    unchanged: tuple[str, ...] = ()
+    delete: tuple[str, ...] = ()
+    kept: tuple[str, ...] = ()
+    fingerprints: Mapping[str, tuple[str | None, str | None]] = field(default_factory=dict)
+    values: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def has_changes(self) -> bool:
+        return bool(self.create or self.update or self.delete)
+
+    def to_write(self) -> dict[str, str]:
+        """The values to create or update at the destination."""
+        return {n: self.values[n] for n in (*self.create, *self.update)}
+
+    def to_dict(self) -> dict[str, Any]:
+        """Names and fingerprints (``from``/``to``) per action; the stable JSON shape."""
+        return {
+            action: [
+                {"name": n, "from": self.fingerprints[n][0], "to": self.fingerprints[n][1]}
+                for n in getattr(self, action)
+            ]
+            for action in ("create", "update", "unchanged", "delete", "kept")
+        }
+
+    def render(self) -> str:
+        """One line per name: ``+`` create, ``~`` update, ``-`` delete, ``=`` unchanged."""
+        lines = [f"+ {n}  create ({self.fingerprints[n][0]})" for n in self.create]
+        lines += [
+            f"~ {n}  update ({self.fingerprints[n][1]} -> {self.fingerprints[n][0]})"
+            for n in self.update
+        ]
+        lines += [f"- {n}  delete ({self.fingerprints[n][1]})" for n in self.delete]
+        lines += [f"= {n}  unchanged ({self.fingerprints[n][0]})" for n in self.unchanged]
+        lines += [f"  {n}  kept: only at the destination (--prune deletes it)" for n in self.kept]
+        counts = (
+            f"{len(self.create)} to create, {len(self.update)} to update, "
+            f"{len(self.delete)} to delete, {len(self.unchanged)} unchanged"
+        )
+        return "\n".join([*lines, counts])
+
+
+def plan_sync(src: Mapping[str, str], dst: Mapping[str, str], *, prune: bool = False) -> SyncPlan:
+    """Plan making ``dst`` hold every ``src`` name with ``src``'s value.
+
+    Names only in ``dst`` are deleted when ``prune`` is true and kept otherwise.
+    Pure: no I/O, never raises.
+    """
+    create, update, unchanged = [], [], []
+    for name in sorted(src):
+        if name not in dst:
+            create.append(name)
+        elif dst[name] != src[name]:
+            update.append(name)
+        else:
+            unchanged.append(name)
+    only_dst = sorted(set(dst) - set(src))
+    fps = {
+        n: (
+            fingerprint(src[n]) if n in src else None,
+            fingerprint(dst[n]) if n in dst else None,
+        )
+        for n in set(src) | set(dst)
+    }
+    return SyncPlan(
+        create=tuple(create),
+        update=tuple(update),
+        unchanged=tuple(unchanged),
+        delete=tuple(only_dst) if prune else (),
+        kept=() if prune else tuple(only_dst),
+        fingerprints=fps,
+        values={n: src[n] for n in (*create, *update)},
+    )
+
+
+def apply_sync(plan: SyncPlan, dst: SecretSource) -> None:
+    """Write the plan's creates and updates to ``dst``, then its deletes.
+
+    Raises the source's errors (SourceUnavailable, SourceAccessDenied…) and
+    UsageError when ``dst`` is read-only.
+    """
+    require_writable(dst)
+    writes = plan.to_write()
+    if writes:
+        dst.write(writes)
+    if plan.delete:
+        dst.delete(list(plan.delete))
+    log.info(
+        "secrets sync to %s: %d created, %d updated, %d deleted",
+        dst.name,
+        len(plan.create),
+        len(plan.update),
+        len(plan.delete),
+    )
+
+
+def require_writable(dst: SecretSource) -> None:
+    """UsageError (exit 2) unless ``dst`` can be written (dotenv, vault, awssm)."""
+    if not dst.writable:
+        raise UsageError(
+            f"secrets source {dst.name} ({dst.type}) is read-only",
+            hint="write to dotenv:PATH, vault:MOUNT/PATH or awssm:SECRET_ID",
+        )
+
+
+def current_values(source: SecretSource, *, missing_ok: bool) -> dict[str, str]:
+    """``name -> value`` at ``source``; an absent file/path/secret is empty when ``missing_ok``."""
+    try:
+        return {n: v.value for n, v in source.fetch().items()}
+    except SourceNotFound:
+        if not missing_ok:
+            raise
+        return {}
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    """A plan, where it ran from and to (labels, no values), and whether it was applied."""
+
+    plan: SyncPlan
+    source: str
+    destination: str
+    applied: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "from": self.source,
+            "to": self.destination,
+            "applied": self.applied,
+            "changes": self.plan.has_changes,
+            "plan": self.plan.to_dict(),
+        }
+
+
+def sync_values(
+    values: Mapping[str, str],
+    source_label: str,
+    dst: SecretSource,
+    *,
+    prune: bool = False,
+    dry_run: bool = False,
+) -> SyncResult:
+    """Plan ``values`` against ``dst`` (which may not exist yet) and apply unless ``dry_run``."""
+    require_writable(dst)
+    plan = plan_sync(values, current_values(dst, missing_ok=True), prune=prune)
+    applied = not dry_run and plan.has_changes
+    if applied:
+        apply_sync(plan, dst)
+    return SyncResult(plan, source_label, dst.label, applied)
+
+
+def sync_sources(
+    config: Config, src_url: str, dst_url: str, *, prune: bool = False, dry_run: bool = False
+) -> SyncResult:
+    """Copy every secret at ``src_url`` to ``dst_url``; delete extras only with ``prune``.
+
+    Raises UsageError for a read-only destination, ConfigError for an unknown
+    URL, and the sources' errors (a missing *source* is SourceNotFound, exit 3).
+    """
+    from ops.secrets.sources import source_from_url
+
+    src = source_from_url(src_url, config)
+    dst = source_from_url(dst_url, config)
+    require_writable(dst)
+    values = current_values(src, missing_ok=False)
+    return sync_values(values, src.label, dst, prune=prune, dry_run=dry_run)
+
+
+@dataclass(frozen=True)
+class SecretDiff:
+    """Names only in A, only in B, in both with different values, and equal."""
+
+    a: str
+    b: str
+    only_a: tuple[str, ...]
+    only_b: tuple[str, ...]
+    differ: tuple[str, ...]
+    same: tuple[str, ...]
+    fingerprints: Mapping[str, tuple[str | None, str | None]]
+
+    @property
+    def differs(self) -> bool:
+        return bool(self.only_a or self.only_b or self.differ)
+
+    def to_dict(self) -> dict[str, Any]:
+        def rows(names: tuple[str, ...]) -> list[dict[str, Any]]:
+            return [
+                {"name": n, "a": self.fingerprints[n][0], "b": self.fingerprints[n][1]}
+                for n in names
+            ]
+
+        return {
+            "a": self.a,
+            "b": self.b,
+            "differs": self.differs,
+            "only_a": rows(self.only_a),
+            "only_b": rows(self.only_b),
+            "differ": rows(self.differ),
+            "same": len(self.same),
+        }
+
+    def render(self) -> str:
+        fp = self.fingerprints
+        lines = [f"A = {self.a}", f"B = {self.b}"]
+        lines += [f"< {n}  only in A ({fp[n][0]})" for n in self.only_a]
+        lines += [f"> {n}  only in B ({fp[n][1]})" for n in self.only_b]
+        lines += [f"~ {n}  differs (A {fp[n][0]}, B {fp[n][1]})" for n in self.differ]
+        lines.append(
+            f"{len(self.only_a)} only in A, {len(self.only_b)} only in B, "
+            f"{len(self.differ)} differ, {len(self.same)} equal"
+        )
+        return "\n".join(lines)
+
+
+def diff_values(
+    a: Mapping[str, str], b: Mapping[str, str], a_label: str, b_label: str
+) -> SecretDiff:
+    """Compare two ``name -> value`` maps (pure; the plan of syncing A onto B with prune)."""
+    plan = plan_sync(a, b, prune=True)
+    return SecretDiff(
+        a_label, b_label, plan.create, plan.delete, plan.update, plan.unchanged, plan.fingerprints
+    )
+
+
+def diff_sources(config: Config, a_url: str, b_url: str) -> SecretDiff:
+    """Compare the secrets at two sources by name and fingerprint. Raises the sources' errors."""
+    from ops.secrets.sources import source_from_url
+
+    a = source_from_url(a_url, config)
+    b = source_from_url(b_url, config)
+    return diff_values(
+        current_values(a, missing_ok=False), current_values(b, missing_ok=False), a.label, b.label
+    )
