@@ -117,8 +117,9 @@ def seed_demo(
     """Fill every Empire table with deterministic demo rows, in one transaction.
 
     ``scale`` 1 is about 10 MB; row counts grow linearly with it. Given a DSN
-    the connection is opened and closed here; given a connection (autocommit
-    off) its transaction is committed on success and rolled back on failure.
+    the connection is opened and closed here; given a connection, the seed
+    runs in one transaction on it and is committed on success (with any
+    transaction the caller had open), rolled back on failure.
 
     Raises SeedRefused (exit 2) when a table already holds rows and
     ``truncate`` is false, or for a scale out of range; SchemaNotReady (exit 1)
@@ -130,12 +131,12 @@ def seed_demo(
             f"scale {scale:g} is out of range", hint=f"use a scale > 0 and <= {MAX_SCALE:g}"
         )
     with _connection(dsn_or_conn, options) as conn, db.advisory_lock(conn, LOCK_NAME, lock_timeout):
-        try:
+        # One transaction (BEGIN..COMMIT even on an autocommit connection):
+        # any error, or an interrupt, rolls every table back.
+        with conn.transaction():
             report = _seed(conn, scale=scale, seed=seed, truncate=truncate)
-            conn.commit()
-        except BaseException:
-            conn.rollback()
-            raise
+        if not conn.autocommit:
+            conn.commit()  # a transaction the caller had open
     return report
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from psycopg.rows import dict_row
 
 from ops.config import load_config
 from ops.db import ConnectOptions
@@ -282,3 +283,15 @@ def test_up_demo_step_leaves_other_targets_alone(
     found = step_demo(_up_state(migrated_db, embedded=embedded, env=env))
     assert [f.code for f in found] == ["DEMO_SKIPPED"] and "--yes" in found[0].message
     assert set(_counts(migrated_db).values()) == {0}
+
+
+def test_an_autocommit_connection_still_gets_one_transaction(migrated_db: str) -> None:
+    with psycopg.connect(migrated_db) as conn:
+        conn.execute("alter table error_logs add constraint no_rows check (false) not valid")
+    with psycopg.connect(migrated_db, autocommit=True, row_factory=dict_row) as conn:
+        with pytest.raises(DatabaseError):
+            seed_demo(conn, scale=SMALL)
+        assert conn.execute("select count(*) as n from users").fetchone() == {"n": 0}
+        conn.execute("alter table error_logs drop constraint no_rows")
+        assert seed_demo(conn, scale=SMALL).rows > 0
+    assert all(n > 0 for n in _counts(migrated_db).values())
