@@ -94,11 +94,18 @@ class SeedReport:
         }
 
 
+def _needs_confirmation(*, embedded: bool, env: str) -> str | None:
+    """Why demo data may not go to this target unconfirmed, or None when it may."""
+    if env == "prod":
+        return "the production environment"
+    return None if embedded else "not the embedded server"
+
+
 def guard_target(masked: str, *, embedded: bool, env: str, yes: bool) -> None:
     """Refuse (SeedRefused, exit 2) a non-embedded or production target unless ``yes``."""
-    if yes or (embedded and env != "prod"):
+    why = _needs_confirmation(embedded=embedded, env=env)
+    if yes or why is None:
         return
-    why = "the production environment" if env == "prod" else "not the embedded server"
     raise SeedRefused(
         f"refusing to seed demo data into {masked}: it is {why}",
         hint="check the target above; rerun with --yes if you really mean this database",
@@ -168,8 +175,8 @@ def step_demo(state: UpState) -> list[Finding]:
     target = state.target
     if target is None:
         return []
-    if not target.embedded or state.config.env == "prod":
-        why = "the production environment" if target.embedded else "not the embedded server"
+    why = _needs_confirmation(embedded=target.embedded, env=state.config.env)
+    if why:
         return [
             F.info(
                 "DEMO_SKIPPED",

@@ -295,3 +295,10 @@ def test_an_autocommit_connection_still_gets_one_transaction(migrated_db: str) -
         conn.execute("alter table error_logs drop constraint no_rows")
         assert seed_demo(conn, scale=SMALL).rows > 0
     assert all(n > 0 for n in _counts(migrated_db).values())
+
+
+def test_row_counts_grow_linearly_with_the_scale() -> None:
+    one, hundred = counts_for(1), counts_for(100)
+    assert all(hundred[t] == 100 * one[t] for t in TABLE_NAMES)
+    assert sum(hundred.values()) > 1_500_000
+    assert min(counts_for(0.001).values()) == 1
