@@ -39,6 +39,8 @@ def describe_target(target: Any) -> str:
 
 def _render_steps(result: Any) -> None:
     verb, past = {"up": ("apply", "applied"), "down": ("revert", "reverted")}[result.direction]
+    for warning in getattr(result, "warnings", []):
+        echo(f"warning: {warning}")
     if not result.steps and not result.rebuilt_indexes:
         echo("nothing to do")
     for index in result.rebuilt_indexes:
@@ -102,13 +104,17 @@ def new(
     ctx: typer.Context,
     name: str = typer.Argument(..., help="What the migration does, e.g. add_orders."),
     directory: Path = typer.Option(
-        None, "--dir", help="Folder to create it in (default: the shipped migrations)."
+        None,
+        "--dir",
+        help="Folder to create it in (default: the first of [migrate] dirs, else the shipped).",
     ),
 ) -> None:
     """Create an empty migration file <timestamp>_<name>.sql with up and down sections."""
     from ops.migrate.files import create_migration
+    from ops.migrate.runner import RunnerSettings
 
-    path = create_migration(name, directory)
+    extra = RunnerSettings.from_config(state(ctx).config).dirs[1:]
+    path = create_migration(name, directory or (extra[0] if extra else None))
     echo(f"created {path}")
 
 
@@ -137,6 +143,58 @@ def test(
     if not as_json:
         kept = " (kept)" if keep else " (dropped)"
         echo(f"scratch database {report.scratch_database}{kept}, {report.seconds:.1f}s")
+    _render_report(report, as_json)
+
+
+@app.command("snapshot")
+def snapshot(
+    ctx: typer.Context,
+    output: Path = typer.Option(
+        None, "--output", "-o", help="Write here (default: ops/migrate/expected_schema.json)."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Apply every migration to a scratch database on the target server; write the manifest."""
+    from ops.migrate.manifest import write_snapshot
+
+    target = _target(ctx, as_json=as_json)
+    result = write_snapshot(target.dsn, output, options=target.options)
+    if as_json:
+        echo_json({"path": str(result.path), "tables": result.tables, "changes": result.changes})
+        return
+    echo(f"wrote {result.path}: {result.tables} tables, {len(result.changes)} change(s)")
+    for line in result.changes[:100]:
+        echo(f"  {line}")
+
+
+@app.command("check")
+def check(
+    ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help="Print JSON.")
+) -> None:
+    """Compare the live schema with the manifest (a fixed number of queries), plus lints."""
+    from ops.migrate.drift import check_target
+
+    target = _target(ctx, as_json=as_json)
+    result = check_target(target, state(ctx).config)
+    if not as_json:
+        echo(f"{result.tables} tables, {result.queries} catalog queries, {result.seconds:.3f}s")
+    _render_report(result, as_json)
+
+
+@app.command("heal")
+def heal(
+    ctx: typer.Context,
+    apply: bool = typer.Option(False, "--apply", help="Do it (default: show the SQL only)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Repair safe drift from the manifest: indexes, triggers, policies, RLS, realtime."""
+    from ops.migrate.heal import heal as run_heal
+    from ops.migrate.heal import render_plan
+
+    target = _target(ctx, as_json=as_json)
+    report = run_heal(target, state(ctx).config, apply=apply)
+    if not as_json:
+        echo(render_plan(report))
     _render_report(report, as_json)
 
 

@@ -124,6 +124,7 @@ class MigrateResult:
     dry_run: bool
     steps: list[StepOutcome] = field(default_factory=list)
     rebuilt_indexes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -496,10 +497,15 @@ def migrate_up(
         applied = _read_applied(target, settings)
         plan = plan_up(local, set(applied), to=to, include_all=include_all)
         result.steps = [_planned(m, m.up_statements, "up") for m in plan]
+        result.warnings = _edited_after_apply(local, applied)
         return result
     with _locked(target, settings) as conn:
         applied = history.read_applied(conn, settings.history_schema)
         plan = plan_up(local, set(applied), to=to, include_all=include_all)
+        # Edited files are not re-run (the database has the old version): say so.
+        result.warnings = _edited_after_apply(local, applied)
+        for warning in result.warnings:
+            log.warning("%s", warning)
         done = [m for m in local if m.version in applied]
         result.rebuilt_indexes.extend(_rebuild_invalid_indexes(conn, done))
         for mig in plan:
@@ -507,6 +513,19 @@ def migrate_up(
             result.steps.append(outcome)
             result.rebuilt_indexes.extend(rebuilt)
     return result
+
+
+def _edited_after_apply(
+    local: Sequence[Migration], applied: dict[str, history.AppliedRow]
+) -> list[str]:
+    return [
+        f"{m.filename} was edited after it was applied (checksum mismatch); "
+        "see runbooks/MIGRATE_CHECKSUM_MISMATCH.md"
+        for m in local
+        if m.version in applied
+        and applied[m.version].checksum is not None
+        and applied[m.version].checksum != m.checksum
+    ]
 
 
 def _planned(mig: Migration, statements: list[Statement], direction: str) -> StepOutcome:

@@ -103,11 +103,12 @@ def test_user_supabase_folder_via_config(fresh_db: str, cli: Any, tmp_path: Path
 
 def test_new_and_verify(fresh_db: str, cli: Any, tmp_path: Path) -> None:
     folder = tmp_path / "mine"
-    created = cli("migrate", "new", "add orders", "--dir", str(folder))
+    folder.mkdir()
+    _config(tmp_path, '[migrate]\ndirs = ["mine"]\n')
+    created = cli("migrate", "new", "add orders")  # into the first of [migrate] dirs
     assert created.exit_code == 0 and "_add_orders.sql" in created.stdout
     path = next(folder.glob("*_add_orders.sql"))
     path.write_text("-- migrate:up\ncreate index concurrently i on t (a);\n-- migrate:down\n")
-    _config(tmp_path, '[migrate]\ndirs = ["mine"]\n')
     result = cli("migrate", "verify", "--json", env={"DATABASE_URL": fresh_db})
     data = json.loads(result.stdout)
     invalid = [f for f in data["findings"] if f["code"] == "MIGRATE_FILE_INVALID"]

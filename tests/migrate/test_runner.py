@@ -134,6 +134,8 @@ def test_checksum_mismatch_and_missing_locally(fresh_db: str, mini_dir: Path) ->
     edited.write_text(edited.read_text() + "\n-- edited after it was applied\n")
     (mini_dir / "20250101000200_items_code_unique.sql").unlink()
     report = migration_status(target, None, load_migrations([mini_dir]))
+    rerun = migrate_up(target, None, migrations=load_migrations([mini_dir]))
+    assert rerun.steps == [] and "create_tags.sql was edited" in rerun.warnings[0]
     codes = {f.code: f for f in report.findings}
     assert codes["MIGRATE_CHECKSUM_MISMATCH"].subject == "20250101000100_create_tags"
     assert codes["MIGRATE_MISSING_LOCALLY"].subject == "20250101000200_items_code_unique"
