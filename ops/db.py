@@ -259,3 +259,17 @@ def run_query(
 
 
 PsycopgError = psycopg.Error
+
+
+@contextlib.contextmanager
+def scoped_search_path(conn: psycopg.Connection[Any], search_path: str) -> Iterator[None]:
+    """Run the block's reads with ``search_path`` set, then roll everything back.
+
+    Uses a transaction (a savepoint when the caller is already in one), so the
+    session's own search_path and state are untouched afterwards. For read-only
+    catalog queries whose rendered names depend on the search path.
+    """
+    with conn.transaction():
+        run_query(conn, "select pg_catalog.set_config('search_path', %s, true)", (search_path,))
+        yield
+        raise psycopg.Rollback()

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -48,3 +49,11 @@ def write_migration(mini_dir: Path) -> Callable[[str, str], Path]:
         return path
 
     return write
+
+
+@pytest.fixture
+def migrated_conn(migrated_db: str) -> Iterator[Any]:
+    """An autocommit connection (``ops.db.connect``) to a fresh migrated database."""
+    conn = db.connect(migrated_db, autocommit=True)
+    yield conn
+    conn.close()

@@ -1,0 +1,469 @@
+"""`migrate heal`: repair the drift that is safe to repair, from the manifest's definitions.
+
+:func:`plan_heal` turns the drift findings into actions (pure, no I/O);
+:func:`heal` prints or applies them. It may:
+
+- apply pending migrations, where ``[migrate] auto_apply_in`` allows it
+  (through the runner's ``migrate_up``, under the runner's lock);
+- recreate a missing index, or drop and rebuild an INVALID one, with
+  ``CREATE INDEX CONCURRENTLY`` outside a transaction (plain ``CREATE
+  INDEX`` on a partitioned table, where PostgreSQL refuses CONCURRENTLY);
+- recreate a missing trigger or policy from its canonical definition;
+- re-enable (and re-force) row level security;
+- restore ``supabase_realtime`` membership.
+
+It never drops or alters a column, a constraint or data: those findings are
+returned unhealed, with their runbook. Every applied action is written to
+``public.admin_logs`` (actor ``empire-ops``, before/after) and yields a
+``SCHEMA_HEALED`` warning for the alerter.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ops import db
+from ops import findings as F
+from ops.errors import MigrationError, OpsError
+from ops.findings import Finding
+from ops.migrate.drift import check_schema
+from ops.migrate.manifest import load_manifest
+
+if TYPE_CHECKING:
+    from ops.config import Config
+    from ops.target import DatabaseTarget
+
+log = logging.getLogger(__name__)
+
+ACTOR = "empire-ops"
+LOCK_NAME = "migrate"  # the runner's lock: heal and migrations never interleave
+_PLAIN_IDENT = re.compile(r"^[a-z_][a-z0-9_$]*$")
+_CREATE_INDEX = re.compile(r"^CREATE (UNIQUE )?INDEX ")
+
+
+@dataclass
+class HealAction:
+    """One repair: why, exactly which SQL, and (after ``--apply``) how it went."""
+
+    code: str
+    subject: str
+    action: str
+    reason: str
+    sql: list[str]
+    concurrent: bool = False
+    before: dict[str, Any] = field(default_factory=dict)
+    after: dict[str, Any] = field(default_factory=dict)
+    status: str = "planned"  # planned | applied | failed
+    error: str | None = None
+
+
+@dataclass
+class HealReport:
+    """What heal found, did (or would do), and what it left for a human."""
+
+    target: str
+    applied: bool
+    actions: list[HealAction]
+    unhealed: list[Finding]
+    findings: list[Finding]
+
+    @property
+    def exit_code(self) -> int:
+        return F.exit_code_for(self.findings)
+
+    def to_json(self) -> str:
+        return F.to_json(
+            self.findings,
+            target=self.target,
+            applied=self.applied,
+            actions=[asdict(a) for a in self.actions],
+            unhealed=[f.to_dict() for f in self.unhealed],
+        )
+
+
+def render_plan(report: HealReport) -> str:
+    """The actions (the exact SQL, and why) and what is left for a human, as text."""
+    lines: list[str] = []
+    verbs = {"planned": "would run", "applied": "ran", "failed": "FAILED"}
+    for a in report.actions:
+        mode = " (outside a transaction)" if a.concurrent else ""
+        lines.append(f"{verbs[a.status]} {a.action} for {a.subject}{mode}: {a.reason}")
+        lines.extend(f"    {statement};" for statement in a.sql)
+        if a.error:
+            lines.append(f"    error: {a.error}")
+    if not report.actions:
+        lines.append("nothing to heal")
+    if report.unhealed:
+        lines.append("not healed (follow the runbook):")
+        lines.extend(f"    {f.code} {f.subject}: {f.runbook}" for f in report.unhealed)
+    if report.actions and not report.applied:
+        lines.append("dry run: nothing was changed; rerun with --apply")
+    return "\n".join(lines)
+
+
+def auto_heal_enabled(config: Config | None) -> bool:
+    """True when preflight and the scheduler may heal on their own in this environment."""
+    return config is not None and config.env in config.get("migrate.auto_heal_in")
+
+
+def _ident(name: str) -> str:
+    return name if _PLAIN_IDENT.match(name) else '"' + name.replace('"', '""') + '"'
+
+
+def _qualified(table: str) -> str:
+    schema, _, name = table.partition(".")
+    return f"{_ident(schema)}.{_ident(name)}"
+
+
+def policy_sql(table: str, name: str, spec: dict[str, Any]) -> str:
+    """The CREATE POLICY statement for a manifest policy entry."""
+    roles = ", ".join(r if r == "public" else _ident(r) for r in spec["roles"])
+    kind = "PERMISSIVE" if spec["permissive"] else "RESTRICTIVE"
+    text = (
+        f"CREATE POLICY {_ident(name)} ON {_qualified(table)} AS {kind} "
+        f"FOR {spec['command']} TO {roles}"
+    )
+    if spec.get("using"):
+        text += f" USING ({spec['using']})"
+    if spec.get("with_check"):
+        text += f" WITH CHECK ({spec['with_check']})"
+    return text
+
+
+def plan_heal(
+    found: list[Finding], manifest: dict[str, Any], *, migrations_allowed: bool
+) -> tuple[list[HealAction], list[Finding]]:
+    """(actions, unhealed findings) for the drift ``found``. Pure: no I/O.
+
+    ``migrations_allowed`` says whether pending migrations may be applied here
+    (the ``[migrate] auto_apply_in`` policy, and a target to apply them to).
+    While migrations are pending and may not be applied, nothing else is
+    planned: the rest of the drift is measured against the fully migrated
+    schema and is repaired after ``migrate up``.
+    """
+    actions: list[HealAction] = []
+    unhealed: list[Finding] = []
+    tables: dict[str, Any] = manifest.get("tables", {})
+    pending = any(f.code == "SCHEMA_PENDING_MIGRATIONS" for f in found)
+    if pending and not migrations_allowed:
+        # The manifest describes the schema after every migration: repairing a
+        # half-migrated database towards it would collide with the pending
+        # migrations themselves. Apply them first (`migrate up`).
+        return [], [f for f in found if f.severity >= F.Severity.ERROR]
+    for f in found:
+        if f.severity < F.Severity.ERROR:
+            continue
+        action = _action_for(f, tables, manifest, migrations_allowed)
+        if action is None:
+            unhealed.append(f)
+        else:
+            actions.append(action)
+    return actions, unhealed
+
+
+def _action_for(
+    f: Finding, tables: dict[str, Any], manifest: dict[str, Any], migrations_allowed: bool
+) -> HealAction | None:
+    d = f.details
+    table = tables.get(d.get("table", ""), {})
+    name = d.get("name", "")
+    if f.code == "SCHEMA_PENDING_MIGRATIONS":
+        if not migrations_allowed:
+            return None
+        versions = d.get("versions", [])
+        return HealAction(
+            f.code,
+            f.subject,
+            "heal.apply_migrations",
+            f"pending migrations: {', '.join(versions)}",
+            [f"-- empire-ops migrate up (applies {', '.join(versions)})"],
+            before={"pending": versions},
+            after={"pending": []},
+        )
+    if f.code in ("SCHEMA_MISSING_INDEX", "SCHEMA_INVALID_INDEX"):
+        return _index_action(f, d["table"], name, table)
+    if f.code == "SCHEMA_MISSING_TRIGGER":
+        spec = table.get("triggers", {}).get(name)
+        if spec is None or spec.get("inherited"):
+            return None  # a partition's copy: it comes back with its parent's trigger
+        return HealAction(
+            f.code,
+            f.subject,
+            "heal.create_trigger",
+            f"trigger {name} on {d['table']} is missing",
+            [spec["definition"]],
+            before={"trigger": None},
+            after={"trigger": spec},
+        )
+    if f.code == "POLICY_MISSING":
+        spec = table.get("policies", {}).get(name)
+        if spec is None:
+            return None
+        return HealAction(
+            f.code,
+            f.subject,
+            "heal.create_policy",
+            f"policy {name} on {d['table']} is missing",
+            [policy_sql(d["table"], name, spec)],
+            before={"policy": None},
+            after={"policy": spec},
+        )
+    if f.code == "RLS_DISABLED" and table:
+        sql = [f"ALTER TABLE {_qualified(d['table'])} ENABLE ROW LEVEL SECURITY"]
+        if table.get("rls_forced"):
+            sql.append(f"ALTER TABLE {_qualified(d['table'])} FORCE ROW LEVEL SECURITY")
+        return HealAction(
+            f.code,
+            f.subject,
+            "heal.enable_rls",
+            f"row level security is off on {d['table']}",
+            sql,
+            before={"rls_enabled": False},
+            after={"rls_enabled": True, "rls_forced": bool(table.get("rls_forced"))},
+        )
+    if f.code == "REALTIME_MISSING":
+        return _publication_action(f, manifest)
+    return None
+
+
+def _index_action(
+    f: Finding, table_name: str, name: str, table: dict[str, Any]
+) -> HealAction | None:
+    spec = table.get("indexes", {}).get(name)
+    if spec is None or spec.get("constraint") or spec.get("attached"):
+        # A constraint's index is the constraint's (never altered here); an
+        # attached partition index cannot be dropped on its own.
+        return None
+    partitioned = table.get("kind") == "partitioned table"
+    definition = spec["definition"]
+    qualified = f"{_ident(table_name.partition('.')[0])}.{_ident(name)}"
+    sql: list[str] = []
+    if f.code == "SCHEMA_INVALID_INDEX":
+        sql.append(f"DROP INDEX {'' if partitioned else 'CONCURRENTLY '}IF EXISTS {qualified}")
+    # pg_get_indexdef says "ON ONLY" for a partitioned table's index; without
+    # ONLY, CREATE INDEX also builds (or attaches) the partitions' indexes.
+    definition = definition.replace(" ON ONLY ", " ON ", 1)
+    if not partitioned:
+        # CONCURRENTLY: writes to the table go on while the index builds.
+        definition = _CREATE_INDEX.sub(
+            lambda m: f"CREATE {m.group(1) or ''}INDEX CONCURRENTLY ", definition
+        )
+    sql.append(definition)
+    invalid = f.code == "SCHEMA_INVALID_INDEX"
+    return HealAction(
+        f.code,
+        f.subject,
+        "heal.rebuild_index" if invalid else "heal.create_index",
+        f"index {name} on {table_name} is {'INVALID' if invalid else 'missing'}",
+        sql,
+        concurrent=not partitioned,
+        before={"index": name, "state": "invalid" if invalid else "missing"},
+        after={"index": name, "definition": spec["definition"], "valid": True},
+    )
+
+
+def _publication_action(f: Finding, manifest: dict[str, Any]) -> HealAction:
+    d = f.details
+    pub = d["name"]
+    if d.get("kind") == "publication":
+        members = manifest.get("publications", {}).get(pub, [])
+        sql = f"CREATE PUBLICATION {_ident(pub)}"
+        if members:
+            sql += " FOR TABLE " + ", ".join(_qualified(t) for t in members)
+        return HealAction(
+            f.code,
+            f.subject,
+            "heal.create_publication",
+            f"publication {pub} is missing",
+            [sql],
+            before={"publication": None},
+            after={"publication": pub, "tables": members},
+        )
+    return HealAction(
+        f.code,
+        f.subject,
+        "heal.add_to_publication",
+        f"{d['table']} left publication {pub}",
+        [f"ALTER PUBLICATION {_ident(pub)} ADD TABLE {_qualified(d['table'])}"],
+        before={"publication": pub, "member": False},
+        after={"publication": pub, "member": True},
+    )
+
+
+def heal(
+    target_or_conn: DatabaseTarget | Any,
+    config: Config | None = None,
+    *,
+    apply: bool,
+    manifest: dict[str, Any] | None = None,
+) -> HealReport:
+    """Plan (``apply=False``) or carry out (``apply=True``) the safe repairs.
+
+    ``target_or_conn`` is a DatabaseTarget (a connection is opened) or an
+    autocommit connection from ``ops.db.connect`` (CREATE INDEX CONCURRENTLY
+    cannot run in a transaction). Pending migrations are applied only with a
+    target and where ``[migrate] auto_apply_in`` allows. A dry run's findings
+    are the drift found; after ``--apply`` they are one SCHEMA_HEALED warning
+    per action applied, SCHEMA_HEAL_FAILED for each that failed, and whatever
+    drift remains. Raises LockBusy (exit 5) when a migration run holds the
+    lock, DatabaseUnreachable (exit 4), ManifestError.
+    """
+    from ops.target import DatabaseTarget
+
+    expected = manifest if manifest is not None else load_manifest()
+    with_pending = manifest is None  # a custom manifest is not the shipped migrations'
+    target = target_or_conn if isinstance(target_or_conn, DatabaseTarget) else None
+    conn: Any = (
+        db.connect(target.dsn, target.options, autocommit=True)
+        if target is not None
+        else target_or_conn
+    )
+    masked = target.masked if target else db.mask_dsn(conn.info.dsn)
+    try:
+        found = check_schema(conn, config, expected, pending=with_pending)
+        allowed = target is not None and _auto_apply(config)
+        actions, unhealed = plan_heal(found, expected, migrations_allowed=allowed)
+        if not apply:
+            problems = [f for f in found if f.severity >= F.Severity.WARNING]
+            return HealReport(masked, False, actions, unhealed, problems)
+        if not conn.autocommit:
+            raise MigrationError(
+                "heal --apply needs an autocommit connection (CREATE INDEX CONCURRENTLY)",
+                hint="open it with ops.db.connect(dsn, options, autocommit=True)",
+            )
+        done: list[HealAction] = []
+        migrate = [a for a in actions if a.action == "heal.apply_migrations"]
+        if migrate and target is not None:
+            _apply_migrations(migrate[0], target, config, conn)
+            done.append(migrate[0])
+            # The migrations may have fixed (or changed) the rest: plan again.
+            found = check_schema(conn, config, expected, pending=with_pending)
+            actions, unhealed = plan_heal(found, expected, migrations_allowed=False)
+        lock_timeout = config.seconds("database.lock_timeout") if config else 10.0
+        with db.advisory_lock(conn, LOCK_NAME, lock_timeout):
+            has_log = _has_admin_logs(conn)
+            for action in actions:
+                _run(conn, action, has_log)
+                done.append(action)
+        remaining = [
+            f
+            for f in check_schema(conn, config, expected, pending=with_pending)
+            if f.severity >= F.Severity.WARNING
+        ]
+        return HealReport(masked, True, done, unhealed, _outcome(done) + remaining)
+    finally:
+        if target is not None:
+            conn.close()
+
+
+def _auto_apply(config: Config | None) -> bool:
+    if config is None:
+        return False
+    try:
+        from ops.migrate.settings import auto_apply_enabled
+    except ImportError:
+        return False
+    return bool(auto_apply_enabled(config))
+
+
+def _apply_migrations(
+    action: HealAction, target: DatabaseTarget, config: Config | None, conn: Any
+) -> None:
+    from ops.migrate.runner import migrate_up
+
+    try:
+        result = migrate_up(target, config, actor=ACTOR)
+    except OpsError as exc:
+        action.status, action.error = "failed", exc.message
+        return
+    action.status = "applied"
+    action.after = {"applied": [f"{s.version}_{s.name}" for s in result.steps]}
+    if _has_admin_logs(conn):
+        _log(conn, action)
+
+
+def _has_admin_logs(conn: Any) -> bool:
+    rows = db.run_query(conn, "select to_regclass('public.admin_logs') is not null as present")
+    return bool(rows and rows[0]["present"])
+
+
+def _run(conn: Any, action: HealAction, has_log: bool) -> None:
+    """Run one action; record it in admin_logs; never raise for a failed statement."""
+    try:
+        if action.concurrent:
+            for statement in action.sql:
+                db.run_query(conn, statement)
+            if has_log:
+                _log(conn, action)
+        else:
+            with conn.transaction():
+                for statement in action.sql:
+                    db.run_query(conn, statement)
+                if has_log:
+                    _log(conn, action)
+        action.status = "applied"
+    except OpsError as exc:
+        action.status, action.error = "failed", exc.message
+        log.warning("heal: %s on %s failed: %s", action.action, action.subject, exc.message)
+        if action.concurrent and action.action in ("heal.create_index", "heal.rebuild_index"):
+            _drop_failed_build(conn, action)
+
+
+def _drop_failed_build(conn: Any, action: HealAction) -> None:
+    # A failed CREATE INDEX CONCURRENTLY leaves an INVALID index behind; drop
+    # it so the next check reports the index as missing, not invalid.
+    m = re.search(r"INDEX CONCURRENTLY (\S+) ON (\S+)\.", action.sql[-1])
+    if m is None:
+        return
+    try:
+        db.run_query(conn, f"DROP INDEX CONCURRENTLY IF EXISTS {m.group(2)}.{m.group(1)}")
+    except OpsError as exc:
+        log.warning("heal: could not drop the failed index build: %s", exc.message)
+
+
+def _log(conn: Any, action: HealAction) -> None:
+    db.run_query(
+        conn,
+        "insert into public.admin_logs (action, subject, actor_id, before, after, meta) "
+        "values (%s, %s, %s, %s::jsonb, %s::jsonb, %s::jsonb)",
+        (
+            action.action,
+            action.subject,
+            ACTOR,
+            json.dumps(action.before),
+            json.dumps(action.after),
+            json.dumps({"code": action.code, "reason": action.reason, "sql": action.sql}),
+        ),
+    )
+
+
+def _outcome(done: list[HealAction]) -> list[Finding]:
+    """SCHEMA_HEALED (warning, for the alerter) or SCHEMA_HEAL_FAILED (error) per action."""
+    out: list[Finding] = []
+    for a in done:
+        ok = a.status == "applied"
+        make, code = (F.warning, "SCHEMA_HEALED") if ok else (F.error, "SCHEMA_HEAL_FAILED")
+        message = (
+            f"{a.action}: {a.reason}; repaired by empire-ops (recorded in admin_logs)"
+            if ok
+            else f"{a.action} failed: {a.error}"
+        )
+        details = {"action": a.action, "sql": a.sql, "fixed": a.code}
+        out.append(make(code, a.subject, message, runbook=f"runbooks/{code}.md", details=details))
+    return out
+
+
+def check_and_heal(conn: Any, config: Config | None) -> list[Finding]:
+    """For preflight and the scheduler: check; heal first when ``auto_heal_in`` allows it.
+
+    Returns the check's findings, or, after an automatic heal, the heal's
+    (SCHEMA_HEALED warnings and whatever drift remains).
+    """
+    found = check_schema(conn, config)
+    if not auto_heal_enabled(config) or not any(f.is_problem for f in found):
+        return found
+    return heal(conn, config, apply=True).findings
