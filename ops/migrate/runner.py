@@ -43,6 +43,7 @@ from ops.migrate.errors import (
     OutOfOrder,
 )
 from ops.migrate.files import SHIPPED_DIR, Migration, Statement, load_migrations, version_key
+from ops.migrate.report import FindingsReport
 from ops.target import DatabaseTarget
 
 if TYPE_CHECKING:
@@ -144,25 +145,17 @@ class StatusEntry:
 
 
 @dataclass
-class StatusReport:
+class StatusReport(FindingsReport):
     """The migration status of one database, with findings for preflight."""
 
-    target: str
-    entries: list[StatusEntry]
-    findings: list[Finding]
+    entries: list[StatusEntry] = field(default_factory=list)
 
     @property
     def pending(self) -> list[StatusEntry]:
         return [e for e in self.entries if e.state in ("pending", "out_of_order", "failed")]
 
-    @property
-    def exit_code(self) -> int:
-        return F.exit_code_for(self.findings)
-
-    def to_json(self) -> str:
-        return F.to_json(
-            self.findings, target=self.target, migrations=[asdict(e) for e in self.entries]
-        )
+    def extra(self) -> dict[str, Any]:
+        return {"migrations": [asdict(e) for e in self.entries]}
 
 
 # -- pure planning --------------------------------------------------------------------
@@ -654,7 +647,7 @@ def build_status(
         else:
             entry.state = "pending"
         entries.append(entry)
-    return StatusReport(target, entries, _status_findings(entries))
+    return StatusReport(target, _status_findings(entries), entries)
 
 
 def _status_findings(entries: list[StatusEntry]) -> list[Finding]:
@@ -740,19 +733,8 @@ def _invalid(mig: Migration, message: str) -> Finding:
     )
 
 
-@dataclass
-class VerifyReport:
+class VerifyReport(FindingsReport):
     """``migrate verify``: file lints plus what the database says about applied files."""
-
-    target: str
-    findings: list[Finding]
-
-    @property
-    def exit_code(self) -> int:
-        return F.exit_code_for(self.findings)
-
-    def to_json(self) -> str:
-        return F.to_json(self.findings, target=self.target)
 
 
 def verify_migrations(

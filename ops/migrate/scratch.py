@@ -13,7 +13,7 @@ import logging
 import secrets
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ops import db
@@ -21,6 +21,7 @@ from ops import findings as F
 from ops.errors import DatabaseError, MigrationError
 from ops.findings import Finding
 from ops.migrate.files import Migration
+from ops.migrate.report import FindingsReport
 from ops.migrate.runner import migrate_down, migrate_up, resolve_migrations
 from ops.target import DatabaseTarget
 
@@ -96,27 +97,19 @@ def catalog_diff(before: set[str], after: set[str], limit: int = 8) -> list[str]
 
 
 @dataclass
-class ScratchReport:
+class ScratchReport(FindingsReport):
     """What ``migrate test`` proved, as findings."""
 
-    target: str
-    scratch_database: str
-    findings: list[Finding] = field(default_factory=list)
+    scratch_database: str = ""
     seconds: float = 0.0
     manifest_compared: bool = False
 
-    @property
-    def exit_code(self) -> int:
-        return F.exit_code_for(self.findings)
-
-    def to_json(self) -> str:
-        return F.to_json(
-            self.findings,
-            target=self.target,
-            scratch_database=self.scratch_database,
-            seconds=round(self.seconds, 2),
-            manifest_compared=self.manifest_compared,
-        )
+    def extra(self) -> dict[str, Any]:
+        return {
+            "scratch_database": self.scratch_database,
+            "seconds": round(self.seconds, 2),
+            "manifest_compared": self.manifest_compared,
+        }
 
 
 def run_migration_test(
@@ -138,7 +131,7 @@ def run_migration_test(
     """
     settings, local = resolve_migrations(config, migrations)
     name = f"empire_ops_mtest_{secrets.token_hex(4)}"
-    report = ScratchReport(target=target.masked, scratch_database=name)
+    report = ScratchReport(target=target.masked, findings=[], scratch_database=name)
     started = time.monotonic()
     admin = db.connect(target.dsn, target.options, autocommit=True)
     try:
