@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -125,9 +125,9 @@ def run_migration_test(
     The scratch database is created from ``template0`` and dropped afterwards
     (unless ``keep``), even on failure. Findings: MIGRATE_DOWN_INCOMPLETE,
     MIGRATE_REAPPLY_DIFFERS, MIGRATE_ROUNDTRIP_DIFFERS, MIGRATE_SNAPSHOT_DIFFERS
-    (errors), or MIGRATE_TEST_PASSED. Raises DatabaseError when the scratch
-    database cannot be created (CREATEDB needed), MigrationFailed when a
-    migration fails.
+    MIGRATE_TEST_FAILED (a migration failed; the phase is the subject) (errors),
+    or MIGRATE_TEST_PASSED. Raises DatabaseError when the scratch database
+    cannot be created (CREATEDB needed), LockBusy/DatabaseUnreachable.
     """
     settings, local = resolve_migrations(config, migrations)
     name = f"empire_ops_mtest_{secrets.token_hex(4)}"
@@ -168,39 +168,20 @@ def _prove(
     report: ScratchReport,
 ) -> list[Finding]:
     out: list[Finding] = []
-    kwargs: dict[str, Any] = {"migrations": local, "actor": "empire-ops migrate test"}
     with db.connect(scratch.dsn, scratch.options, autocommit=True) as conn:
-
-        def catalog() -> set[str]:
-            return read_catalog_lines(conn, history_schema)
-
-        previous = "0"
-        for mig in local:
-            before = catalog()
-            migrate_up(scratch, config, to=mig.version, include_all=True, **kwargs)
-            applied = catalog()
-            if mig.up_only or not mig.down_statements:
-                out.append(
-                    F.info("MIGRATE_DOWN_SKIPPED", mig.filename, "no down statements to prove")
+        prover = _Prover(scratch, config, local, lambda: read_catalog_lines(conn, history_schema))
+        try:
+            prover.step_by_step(out)
+            prover.round_trip(out)
+        except MigrationError as exc:
+            # A migration that fails on a scratch database is the test's result, not a crash.
+            out.append(
+                F.error(
+                    "MIGRATE_TEST_FAILED", prover.phase, exc.message,
+                    runbook="runbooks/MIGRATE_TEST_FAILED.md",
                 )
-                previous = mig.version
-                continue
-            migrate_down(scratch, config, to=previous, confirmed=True, **kwargs)
-            reverted = catalog()
-            if reverted != before:
-                out.append(_differs("MIGRATE_DOWN_INCOMPLETE", mig.filename, before, reverted))
-            migrate_up(scratch, config, to=mig.version, include_all=True, **kwargs)
-            again = catalog()
-            if again != applied:
-                out.append(_differs("MIGRATE_REAPPLY_DIFFERS", mig.filename, applied, again))
-            previous = mig.version
-        first = catalog()
-        if not any(m.up_only for m in local):
-            migrate_down(scratch, config, to="0", confirmed=True, **kwargs)
-            migrate_up(scratch, config, include_all=True, **kwargs)
-            second = catalog()
-            if second != first:
-                out.append(_differs("MIGRATE_ROUNDTRIP_DIFFERS", "all migrations", first, second))
+            )  # fmt: skip
+            return out
         if _manifest_applies(local):
             out.extend(_compare_manifest(conn, report))
     if not any(f.is_problem for f in out):
@@ -214,6 +195,67 @@ def _prove(
             )
         )
     return out
+
+
+@dataclass
+class _Prover:
+    scratch: DatabaseTarget
+    config: Config | None
+    local: list[Migration]
+    catalog: Callable[[], set[str]]
+    phase: str = "first up"
+
+    def _up(self, to: str | None = None) -> None:
+        migrate_up(
+            self.scratch, self.config, to=to, include_all=True, migrations=self.local,
+            actor=_ACTOR,
+        )  # fmt: skip
+
+    def _down(self, to: str) -> None:
+        migrate_down(
+            self.scratch, self.config, to=to, confirmed=True, migrations=self.local, actor=_ACTOR
+        )
+
+    def step_by_step(self, out: list[Finding]) -> None:
+        """Up, down, up each migration in turn; the down must restore the catalog exactly."""
+        previous = "0"
+        for mig in self.local:
+            self.phase = f"{mig.filename} (up)"
+            before = self.catalog()
+            self._up(mig.version)
+            applied = self.catalog()
+            if mig.up_only or not mig.down_statements:
+                out.append(
+                    F.info("MIGRATE_DOWN_SKIPPED", mig.filename, "no down statements to prove")
+                )
+            else:
+                self.phase = f"{mig.filename} (down)"
+                self._down(previous)
+                reverted = self.catalog()
+                if reverted != before:
+                    out.append(_differs("MIGRATE_DOWN_INCOMPLETE", mig.filename, before, reverted))
+                self.phase = f"{mig.filename} (up after down)"
+                self._up(mig.version)
+                again = self.catalog()
+                if again != applied:
+                    out.append(_differs("MIGRATE_REAPPLY_DIFFERS", mig.filename, applied, again))
+            previous = mig.version
+
+    def round_trip(self, out: list[Finding]) -> None:
+        """Down to zero and up again gives the same catalog (skipped with up-only files)."""
+        if any(m.up_only for m in self.local):
+            return
+        first = self.catalog()
+        self.phase = "down to zero"
+        self._down("0")
+        self.phase = "up again"
+        self._up()
+        second = self.catalog()
+        if second != first:
+            out.append(_differs("MIGRATE_ROUNDTRIP_DIFFERS", "all migrations", first, second))
+
+
+_ACTOR = "empire-ops migrate test"
 
 
 def _differs(code: str, subject: str, expected: set[str], actual: set[str]) -> Finding:

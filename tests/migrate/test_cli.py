@@ -121,6 +121,8 @@ def test_migrate_test_proves_the_shipped_schema(pg: Any, cli: Any) -> None:
     assert result.exit_code == 0, result.output
     codes = [f["code"] for f in data["findings"]]
     assert "MIGRATE_TEST_PASSED" in codes, data["findings"]
+    # Down to zero and up again equals the committed expected-schema snapshot.
+    assert data["manifest_compared"] and "MIGRATE_SNAPSHOT_EQUAL" in codes
     with psycopg.connect(pg.dsn()) as conn:
         left = conn.execute(
             "select count(*) from pg_database where datname = %s", (data["scratch_database"],)
