@@ -47,11 +47,14 @@ def _rb(code: str) -> str:
 def lint(cat: Catalog, manifest: dict[str, Any] | None = None) -> list[Finding]:
     """Every lint finding for ``cat``; tables in ``manifest`` skip the RLS-disabled lint."""
     known = set((manifest or {}).get("tables", {}))
+    keys: dict[str, list[list[str]]] = {}
+    for (table_name, _index), columns in cat.index_keys.items():
+        keys.setdefault(table_name, []).append(columns)
     out: list[Finding] = []
     for name in sorted(cat.tables):
         table = cat.tables[name]
         out.extend(_rls(name, table, known))
-        out.extend(_unindexed_fks(cat, name, table))
+        out.extend(_unindexed_fks(cat, name, table, keys.get(name, [])))
         out.extend(_duplicate_indexes(name, table))
         out.extend(_initplan(name, table))
     return out
@@ -77,8 +80,9 @@ def _rls(name: str, table: dict[str, Any], known: set[str]) -> Iterator[Finding]
         )
 
 
-def _unindexed_fks(cat: Catalog, name: str, table: dict[str, Any]) -> Iterator[Finding]:
-    keys = [cols for (tbl, _idx), cols in cat.index_keys.items() if tbl == name]
+def _unindexed_fks(
+    cat: Catalog, name: str, table: dict[str, Any], keys: list[list[str]]
+) -> Iterator[Finding]:
     for con in sorted(table["constraints"]):
         cols = cat.fk_columns.get((name, con))
         # A partition's copy of its parent's key is reported once, on the parent.
