@@ -52,6 +52,18 @@ def ensure_history(conn: db.Connection[Any], schema: str) -> None:
     Call it under the migrate lock: concurrent ``create schema if not exists``
     can race on the catalog's unique index.
     """
+    # Only touch DDL when something is missing: a role that may write rows but
+    # not create schemas (a managed project) then still works.
+    ready = db.run_query(
+        conn,
+        "select count(*) = 2 as ok from pg_attribute "
+        "where attrelid = to_regclass('supabase_migrations.schema_migrations') "
+        "and attname in ('statements', 'name') and not attisdropped "
+        "and to_regclass(%s) is not null",
+        (f"{schema}.{SIDE_TABLE}",),
+    )
+    if ready and ready[0]["ok"]:
+        return
     side = db.Identifier(schema)
     with conn.transaction():
         conn.execute("create schema if not exists supabase_migrations")

@@ -243,3 +243,18 @@ def test_ensure_migrated_follows_auto_apply_in(fresh_db: str) -> None:
     assert [f.code for f in ensure_migrated(target, load_config(None, "dev"))] == [
         "MIGRATE_UP_TO_DATE"
     ]
+
+
+def test_an_old_supabase_table_gets_its_missing_columns(fresh_db: str, mini_dir: Path) -> None:
+    with psycopg.connect(fresh_db) as conn:
+        conn.execute("create schema supabase_migrations")
+        conn.execute(
+            "create table supabase_migrations.schema_migrations (version text primary key)"
+        )
+    migrate_up(target_for(fresh_db), None, migrations=load_migrations([mini_dir]))
+    with psycopg.connect(fresh_db) as conn:
+        rows = conn.execute(
+            "select version, name, cardinality(statements) from "
+            "supabase_migrations.schema_migrations order by version"
+        ).fetchall()
+    assert rows[0] == ("20250101000000", "create_items", 2) and len(rows) == 3
