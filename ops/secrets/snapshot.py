@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ops.fsutil import atomic_write_bytes, atomic_write_text
+from ops.logs import register_secret_values
 from ops.secrets.errors import SecretMissing, SecretsCryptoError
 from ops.secrets.model import fingerprint
 
@@ -201,6 +202,7 @@ def read_snapshot(path: Path, passphrase: str) -> dict[str, str]:
         if doc.get("format") != FORMAT or not isinstance(doc.get("secrets"), dict):
             raise ValueError("not a snapshot document")
         values = {str(k): str(v) for k, v in doc["secrets"].items()}
+        register_secret_values(values.values())
     except (UnicodeDecodeError, ValueError, AttributeError):
         raise SecretsCryptoError(
             f"{path.name} decrypts, but is not an empire-ops secrets snapshot",
@@ -245,11 +247,10 @@ def restore_snapshot(
     destination is read-only (UsageError). Raises SecretsCryptoError (exit 3)
     for a wrong passphrase or a corrupted file.
     """
-    from ops.secrets.sources import source_from_url
-    from ops.secrets.sync import require_writable, sync_values
+    from ops.secrets.sync import open_source, require_writable, sync_values
 
     settings = SnapshotSettings.from_config(config)
-    dst = source_from_url(dst_url, config)
+    dst = open_source(dst_url, config)
     require_writable(dst)
     values = read_snapshot(path, _passphrase_for_restore(config, settings))
     return sync_values(values, f"snapshot {path.name}", dst, prune=prune, dry_run=dry_run)

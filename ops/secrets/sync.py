@@ -152,6 +152,35 @@ def current_values(source: SecretSource, *, missing_ok: bool) -> dict[str, str]:
         return {}
 
 
+def open_source(url: str, config: Config) -> SecretSource:
+    """The source at ``url`` (or a configured name), able to find its own credentials.
+
+    A source used on its own (outside the chain) still needs its token, AppRole
+    ids or bearer token: they are looked up in the environment first and then,
+    once and only when needed, in the whole configured chain (e.g. a Vault
+    token kept in ``.env``).
+    """
+    import os
+
+    from ops.secrets.sources import source_from_url
+
+    source = source_from_url(url, config)
+    loaded: dict[str, str] | None = None
+
+    def lookup(name: str) -> str | None:
+        nonlocal loaded
+        if os.environ.get(name):
+            return os.environ[name]
+        if loaded is None:
+            from ops.secrets import load_secrets
+
+            loaded = dict(load_secrets(config).secrets)
+        return loaded.get(name) or None
+
+    source.lookup = lookup
+    return source
+
+
 @dataclass(frozen=True)
 class SyncResult:
     """A plan, where it ran from and to (labels, no values), and whether it was applied."""
@@ -196,10 +225,8 @@ def sync_sources(
     Raises UsageError for a read-only destination, ConfigError for an unknown
     URL, and the sources' errors (a missing *source* is SourceNotFound, exit 3).
     """
-    from ops.secrets.sources import source_from_url
-
-    src = source_from_url(src_url, config)
-    dst = source_from_url(dst_url, config)
+    src = open_source(src_url, config)
+    dst = open_source(dst_url, config)
     require_writable(dst)
     values = current_values(src, missing_ok=False)
     return sync_values(values, src.label, dst, prune=prune, dry_run=dry_run)
@@ -263,10 +290,8 @@ def diff_values(
 
 def diff_sources(config: Config, a_url: str, b_url: str) -> SecretDiff:
     """Compare the secrets at two sources by name and fingerprint. Raises the sources' errors."""
-    from ops.secrets.sources import source_from_url
-
-    a = source_from_url(a_url, config)
-    b = source_from_url(b_url, config)
+    a = open_source(a_url, config)
+    b = open_source(b_url, config)
     return diff_values(
         current_values(a, missing_ok=False), current_values(b, missing_ok=False), a.label, b.label
     )
