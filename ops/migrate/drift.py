@@ -21,7 +21,7 @@ from ops import db
 from ops import findings as F
 from ops.errors import OpsError
 from ops.findings import Finding
-from ops.migrate.catalog import Catalog, read_catalog
+from ops.migrate.catalog import OWNED_SCHEMAS, Catalog, read_catalog
 from ops.migrate.manifest import build_manifest, load_manifest
 
 if TYPE_CHECKING:
@@ -166,8 +166,11 @@ def _compare_objects(expected: dict[str, Any], actual: dict[str, Any]) -> Iterat
                 kind="function",
                 name=name,
             )
+    # Only the owned schemas' extra functions: auth's belong to Supabase (GoTrue).
+    owned = tuple(f"{schema}." for schema in OWNED_SCHEMAS)
     for name in sorted(set(actual["functions"]) - set(exp_fn)):
-        yield _extra("function", name, f"function {name} is not in the manifest", name=name)
+        if name.startswith(owned):
+            yield _extra("function", name, f"function {name} is not in the manifest", name=name)
 
 
 def _changed_keys(a: dict[str, Any], b: dict[str, Any]) -> str:

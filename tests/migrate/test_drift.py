@@ -141,3 +141,10 @@ def test_every_code_check_and_heal_emit_has_a_runbook() -> None:
     codes += ["SCHEMA_HEAL_FAILED", "SCHEMA_PENDING_MIGRATIONS"]
     missing = [c for c in codes if not (runbooks / f"{c}.md").is_file()]
     assert missing == []
+
+
+def test_extra_functions_count_only_in_public(conn: Any) -> None:
+    conn.execute("create function auth.email() returns text language sql as $$ select '' $$")
+    conn.execute("create function public.helper() returns int language sql as $$ select 1 $$")
+    extras = [(f.code, f.subject) for f in run_check(conn).findings if "EXTRA" in f.code]
+    assert extras == [("SCHEMA_EXTRA_FUNCTION", "public.helper()")]
