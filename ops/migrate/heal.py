@@ -20,9 +20,11 @@ returned unhealed, with their runbook. Every applied action is written to
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -344,7 +346,11 @@ def heal(
             found = check_schema(conn, config, expected, pending=with_pending)
             actions, unhealed = plan_heal(found, expected, migrations_allowed=False)
         lock_timeout = config.seconds("database.lock_timeout") if config else 10.0
-        with db.advisory_lock(conn, LOCK_NAME, lock_timeout):
+        # No statement timeout (an index build on a big table takes what it
+        # takes), but a lock timeout: DDL that queues behind a long transaction
+        # would block every query queued behind it, so it gives up instead.
+        settings = {"lock_timeout": f"{int(lock_timeout * 1000)}ms", "statement_timeout": "0"}
+        with db.advisory_lock(conn, LOCK_NAME, lock_timeout), _session(conn, settings):
             has_log = _has_admin_logs(conn)
             for action in actions:
                 _run(conn, action, has_log)
@@ -384,6 +390,26 @@ def _apply_migrations(
     action.after = {"applied": [f"{s.version}_{s.name}" for s in result.steps]}
     if _has_admin_logs(conn):
         _log(conn, action)
+
+
+@contextlib.contextmanager
+def _session(conn: Any, settings: dict[str, str]) -> Iterator[None]:
+    """Set session settings for the block and put the caller's values back after."""
+    names = list(settings)
+    row = db.run_query(
+        conn,
+        "select " + ", ".join(f"current_setting(%s) as s{i}" for i in range(len(names))),
+        names,
+    )[0]
+    previous = {name: row[f"s{i}"] for i, name in enumerate(names)}
+    for name, value in settings.items():
+        db.run_query(conn, "select set_config(%s, %s, false)", (name, value))
+    try:
+        yield
+    finally:
+        for name, value in previous.items():
+            with contextlib.suppress(OpsError):
+                db.run_query(conn, "select set_config(%s, %s, false)", (name, value))
 
 
 def _has_admin_logs(conn: Any) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import pytest
@@ -232,3 +233,25 @@ def errors_of(data: dict[str, Any]) -> list[tuple[str, str]]:
         for f in data["findings"]
         if f["severity"] in ("error", "critical")
     )
+
+
+def test_heal_gives_up_on_a_lock_instead_of_queueing_behind_it(
+    conn: Any, migrated_db: str, tmp_path: Any
+) -> None:
+    (tmp_path / "cfg.toml").write_text('[database]\nlock_timeout = "1s"\n')
+    config = load_config(tmp_path / "cfg.toml", "dev")
+    conn.execute("alter table public.blogs disable row level security")
+    conn.execute("set statement_timeout = '42s'")
+    reader = db.connect(migrated_db)  # a long transaction that has read blogs
+    try:
+        reader.execute("select count(*) from public.blogs")
+        started = time.monotonic()
+        report = heal(conn, config, apply=True)
+        assert time.monotonic() - started < 10
+    finally:
+        reader.close()
+    [failed] = [f for f in report.findings if f.code == "SCHEMA_HEAL_FAILED"]
+    assert "lock timeout" in failed.message
+    # The caller's own session settings are back.
+    assert conn.execute("show statement_timeout").fetchone() == {"statement_timeout": "42s"}
+    assert [f.code for f in heal(conn, config, apply=True).findings] == ["SCHEMA_HEALED"]
