@@ -248,7 +248,8 @@ def _validate(data: Any, table: Table, path: str, problems: list[str]) -> dict[s
             result[key] = _validate(value, spec, dotted, problems)
             continue
         # bool is an int in Python; a TOML `true` must not pass as a port.
-        wrong_bool = isinstance(value, bool) and spec.type is not bool and spec.type != (bool,)
+        accepted = spec.type if isinstance(spec.type, tuple) else (spec.type,)
+        wrong_bool = isinstance(value, bool) and bool not in accepted
         expected = spec.type
         if spec.type is float:
             expected = (int, float)

@@ -222,12 +222,12 @@ def _postgres_dsn(value: str, ctx: KindContext) -> list[Problem]:
     from ops import db
     from ops.errors import ConfigError
 
+    if "://" in value and value.split("://", 1)[0] not in ("postgres", "postgresql"):
+        return [Problem("must start with postgresql://")]
     try:
         info = db.parse_dsn(value)
     except ConfigError:
         return [Problem("does not parse as a PostgreSQL DSN (percent-encode the password)")]
-    if "://" in value and urlsplit(value).scheme not in ("postgres", "postgresql"):
-        return [Problem("must start with postgresql://")]
     host, port, user = info.host.lower(), info.port, unquote(info.user)
     problems: list[Problem] = []
     direct = _DIRECT_HOST.match(host)

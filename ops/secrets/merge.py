@@ -117,6 +117,7 @@ class _Chain:
         self.findings: list[Finding] = []
         self.statuses: list[SourceStatus] = []
         self.unavailable: list[str] = []
+        self.denied: list[str] = []
         self.cache = (
             SecretsCache(config, self.lookup) if config.get("secrets.cache.enabled") else None
         )
@@ -156,6 +157,7 @@ class _Chain:
             return self._fallback(source, exc.message)
         except SourceAccessDenied as exc:
             self._drop_cache(source)
+            self.denied.append(source.name)
             self.findings.append(
                 F.critical(
                     "SECRETS_SOURCE_DENIED",
@@ -251,6 +253,26 @@ class _Chain:
         return SecretSet(values)
 
 
+def local_secrets(config: Config) -> dict[str, str]:
+    """Values of the chain's local (non-remote) sources, first hit wins; errors are skipped.
+
+    Remote sources use this standalone (``secrets sync``/``diff``) to find the
+    token or bearer secret they need, as they would inside the full chain.
+    """
+    values: dict[str, str] = {}
+    for name in config.get("secrets.chain"):
+        source = configured_source(name, config)
+        if source.remote or not source.configured:
+            continue
+        try:
+            fetched = source.fetch()
+        except SourceError:
+            continue
+        for key, value in fetched.items():
+            values.setdefault(key, value.value)
+    return values
+
+
 def load_secrets(
     config: Config, *, offline: bool = False, chain: list[str] | None = None
 ) -> LoadResult:
@@ -275,15 +297,20 @@ def load_secrets(
         entry = spec.entries[name]
         aka = f" (or {', '.join(entry.aliases)})" if entry.aliases else ""
         what = f" — {entry.description}" if entry.description else ""
-        if run.unavailable:
-            down = ", ".join(run.unavailable)
+        if run.unavailable or run.denied:
+            # The source that could not be read may hold it: the cause is exit 4, not 3.
+            down = ", ".join(
+                [f"{n} could not be reached" for n in run.unavailable]
+                + [f"{n} refused access" for n in run.denied]
+            )
             findings.append(
                 F.error(
                     "SECRETS_MISSING",
                     name,
                     f"{name}{aka} is required in {config.env} and was not found; {down} "
-                    f"could not be reached and may hold it (consulted: {consulted})",
-                    runbook="runbooks/SECRETS_SOURCE_UNAVAILABLE.md",
+                    f"and may hold it (consulted: {consulted})",
+                    runbook="runbooks/SECRETS_SOURCE_"
+                    + ("UNAVAILABLE.md" if run.unavailable else "DENIED.md"),
                     exit_code=EXIT_UNREACHABLE,
                 )
             )
@@ -319,4 +346,4 @@ def _escalate(finding: Finding) -> Finding:
     )
 
 
-__all__ = ["LoadResult", "SourceError", "SourceStatus", "load_secrets"]
+__all__ = ["LoadResult", "SourceStatus", "load_secrets", "local_secrets"]

@@ -100,7 +100,7 @@ def child_environment(
     if result.kept:
         log.warning(
             "run: not overwriting reserved names %s (allow them in secrets.allow_reserved)",
-            ", ".join(result.kept),
+            ", ".join(sorted(result.kept)),
         )
     return result
 

@@ -3,7 +3,8 @@
 ``get_source(name, options, config)`` builds a configured source;
 ``source_from_url(url, config)`` builds one from ``env:``, ``dotenv:PATH``,
 ``vault:MOUNT/PATH``, ``awssm:SECRET_ID`` or ``https://...`` (query parameters
-become options, e.g. ``awssm:empire/prod?region=eu-west-1``). Modules are
+become options, e.g. ``awssm:empire/prod?region=eu-west-1``; the connection
+settings of a configured source of the same type are the defaults). Modules are
 imported only when their type is used, so SDKs stay off the boot path.
 """
 
@@ -80,6 +81,12 @@ def source_from_url(url: str, config: Config | None) -> SecretSource:
         options = {"type": "https", "url": url}
         return get_source("https", options, config)
     rest, _, query = rest.partition("?")
+    if config is not None and scheme in config.get("secrets.sources"):
+        # Connection settings (address, auth, region, endpoint...) of the configured
+        # source of that type are the defaults; the URL picks the location.
+        base = config.get("secrets.sources")[scheme]
+        keep = ("path", "secret_id", "prefix", "paths", "url")
+        options.update({k: v for k, v in base.items() if v is not None and k not in keep})
     options.update(dict(parse_qsl(query)))
     if scheme == "env":
         pass

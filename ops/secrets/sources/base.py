@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ops.config import parse_duration
+from ops.errors import OpsError
 from ops.findings import Finding
 from ops.logs import register_secret_values
 from ops.secrets.errors import (
@@ -39,10 +40,6 @@ Lookup = Callable[[str], "str | None"]
 DEFAULT_TIMEOUT = 3.0
 
 
-def _env_lookup(name: str) -> str | None:
-    return os.environ.get(name) or None
-
-
 class SecretSource(ABC):
     """A place secrets come from. ``name`` is its config name, ``type`` its kind.
 
@@ -58,7 +55,10 @@ class SecretSource(ABC):
         self.name = name
         self.options = {k: v for k, v in options.items() if v is not None}
         self.config = config
-        self.lookup: Lookup = _env_lookup
+        # The loader points this at the chain so far; standalone (sync, diff) it reads
+        # the environment, then the local sources (env, .env) of the config's chain.
+        self.lookup: Lookup = self._default_lookup
+        self._local: dict[str, str] | None = None
         self.deadline: float | None = None
         # Warnings a fetch produced (dotenv file mode, duplicate keys); the loader reports them.
         self.notes: list[Finding] = []
@@ -94,6 +94,16 @@ class SecretSource(ABC):
                 f"{self.name}: the remote time budget is spent", source=self.name
             )
         return min(self.timeout, left)
+
+    def _default_lookup(self, name: str) -> str | None:
+        value = os.environ.get(name)
+        if value or self.config is None or not self.remote:
+            return value or None
+        if self._local is None:
+            from ops.secrets.merge import local_secrets
+
+            self._local = local_secrets(self.config)
+        return self._local.get(name) or None
 
     def secret(self, name: str) -> str | None:
         """Another secret this source needs (a token): earlier sources, then the environment."""
@@ -160,7 +170,7 @@ class SecretSource(ABC):
         except SourceError as exc:
             exc.source = exc.source or self.name
             raise
-        except (NotImplementedError, KeyboardInterrupt):
+        except (OpsError, NotImplementedError, KeyboardInterrupt):
             raise
         except Exception as exc:  # an SDK error we did not map: never show its text
             raise SourceUnavailable(

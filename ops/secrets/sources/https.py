@@ -76,12 +76,17 @@ class HttpsSource(SecretSource):
             if not token:
                 raise SourceAccessDenied(f"bearer token secret {bearer_name} is not set")
             headers["Authorization"] = f"Bearer {token}"
+        verify = self.options.get("verify", True)
+        if isinstance(verify, str):
+            import ssl
+
+            verify = ssl.create_default_context(cafile=verify)
         try:
             response = httpx.get(
                 self.url,
                 headers=headers,
                 timeout=httpx.Timeout(self.call_timeout()),
-                verify=self.options.get("verify", True),
+                verify=verify,
                 follow_redirects=False,
             )
         except httpx.HTTPError as exc:

@@ -1,0 +1,222 @@
+"""Spec validation: every kind, the Supabase key checks, and values rejected everywhere."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from ops.config import load_config
+from ops.errors import ConfigError
+from ops.secrets.kinds import KindContext, check_value, decode_jwt
+from ops.secrets.model import SecretSet, SecretValue
+from ops.secrets.spec import load_spec, validate
+from tests.secrets.conftest import (
+    ANON_KEY,
+    JWT_SECRET,
+    REF,
+    SERVICE_KEY,
+    SUPABASE_URL,
+    make_jwt,
+    supabase_key,
+    write_config,
+)
+
+
+def sset(**values: str) -> SecretSet:
+    return SecretSet({k: SecretValue(k, v, "test", "") for k, v in values.items()})
+
+
+def check(values: dict[str, str], env: str = "prod") -> list:
+    spec = load_spec(None)
+    found, _ = validate(sset(**values), spec, env)
+    return found
+
+
+def codes(found: list) -> list[tuple[str, str]]:
+    return [(f.code, f.subject) for f in found]
+
+
+GOOD = {
+    "SUPABASE_URL": SUPABASE_URL,
+    "SUPABASE_ANON_KEY": ANON_KEY,
+    "SUPABASE_SERVICE_ROLE_KEY": SERVICE_KEY,
+    "SUPABASE_JWT_SECRET": JWT_SECRET,
+    "DATABASE_URL": f"postgresql://postgres:pw%24x@db.{REF}.supabase.co:5432/postgres",
+}
+
+
+def test_a_correct_supabase_set_passes_with_signature_check() -> None:
+    assert check(GOOD) == []
+
+
+def test_not_a_jwt() -> None:
+    found = check({**GOOD, "SUPABASE_ANON_KEY": "definitely-not-a-jwt-value"})
+    assert codes(found) == [("SECRETS_INVALID", "SUPABASE_ANON_KEY")]
+    assert "is not a JWT" in found[0].message
+    assert "definitely-not-a-jwt-value" not in found[0].message
+    with pytest.raises(ValueError, match="not a JWT"):
+        decode_jwt("a.b")
+
+
+def test_swapped_keys_name_both() -> None:
+    found = check({**GOOD, "SUPABASE_ANON_KEY": SERVICE_KEY, "SUPABASE_SERVICE_ROLE_KEY": ANON_KEY})
+    assert sorted(codes(found)) == [
+        ("SECRETS_INVALID", "SUPABASE_ANON_KEY"),
+        ("SECRETS_INVALID", "SUPABASE_SERVICE_ROLE_KEY"),
+    ]
+    for f in found:
+        assert "swapped" in f.message
+        assert "SUPABASE_ANON_KEY" in f.message and "SUPABASE_SERVICE_ROLE_KEY" in f.message
+        assert SERVICE_KEY not in f.message and ANON_KEY not in f.message
+
+
+def test_equal_keys_name_both() -> None:
+    found = check({**GOOD, "SUPABASE_SERVICE_ROLE_KEY": ANON_KEY})
+    assert any("same value" in f.message for f in found)
+    assert {f.subject for f in found} >= {"SUPABASE_ANON_KEY", "SUPABASE_SERVICE_ROLE_KEY"}
+
+
+def test_expired_key() -> None:
+    old = supabase_key("anon", iat=1_000_000_000, exp=int(time.time()) - 3600)
+    found = check({**GOOD, "SUPABASE_ANON_KEY": old})
+    assert codes(found) == [("SECRETS_INVALID", "SUPABASE_ANON_KEY")]
+    assert "expired on" in found[0].message
+
+
+def test_demo_key_only_in_dev() -> None:
+    demo = supabase_key("anon", iss="supabase-demo")
+    values = {**GOOD, "SUPABASE_ANON_KEY": demo}
+    assert any("demo key" in f.message for f in check(values, "prod"))
+    assert check(values, "dev") == []
+
+
+def test_ref_must_match_supabase_url() -> None:
+    other = supabase_key("service_role", ref="zzzzzzzzzzzzzzzzzzzz")
+    found = check({**GOOD, "SUPABASE_SERVICE_ROLE_KEY": other})
+    assert any("belongs to project 'zzzzzzzzzzzzzzzzzzzz'" in f.message for f in found)
+
+
+def test_signature_is_verified_with_the_jwt_secret() -> None:
+    forged = make_jwt(
+        {"role": "anon", "ref": REF, "iss": "supabase", "exp": int(time.time()) + 999},
+        secret="some-other-secret-entirely-0000000000",
+    )
+    found = check({**GOOD, "SUPABASE_ANON_KEY": forged})
+    assert any("signature does not verify" in f.message for f in found)
+    no_secret = {k: v for k, v in GOOD.items() if k != "SUPABASE_JWT_SECRET"}
+    assert check({**no_secret, "SUPABASE_ANON_KEY": forged}) == []
+
+
+def test_new_style_keys_need_their_prefixes() -> None:
+    ok = {**GOOD, "SUPABASE_ANON_KEY": "sb_publishable_abcdefghijklmnop",
+          "SUPABASE_SERVICE_ROLE_KEY": "sb_secret_abcdefghijklmnopqrs"}  # fmt: skip
+    assert check(ok) == []
+    wrong = {**GOOD, "SUPABASE_ANON_KEY": "sb_secret_abcdefghijklmnopqrs"}
+    assert any("secret key" in f.message for f in check(wrong))
+    ctx = KindContext("prod", "K")
+    assert check_value("supabase_publishable_key", "sb_publishable_abcdefghijk", ctx) == []
+    assert check_value("supabase_secret_key", "sb_publishable_abcdefghijk", ctx)
+
+
+@pytest.mark.parametrize(
+    "value, why",
+    [
+        ("", "is empty"),
+        ("   ", "is empty"),
+        ("eyJhbGciOi••••••••", "masked"),
+        ("abc····def", "masked"),
+        ("sk_live_****1234", "masked"),
+        ("changeme", "placeholder"),
+        ("your-anon-key-here", "placeholder"),
+        ("YOUR_SERVICE_ROLE_KEY_HERE", "placeholder"),
+        ("<paste-key>", "placeholder"),
+    ],
+)
+def test_masked_placeholder_and_empty_values_are_rejected_for_every_kind(
+    value: str, why: str
+) -> None:
+    for kind in ("string", "supabase_anon_key", "postgres_dsn", "url"):
+        problems = check_value(kind, value, KindContext("dev", "X"))
+        assert problems and why in problems[0].message
+
+
+def test_service_key_under_a_client_side_name() -> None:
+    found = check({**GOOD, "NEXT_PUBLIC_SUPABASE_KEY": SERVICE_KEY, "VITE_KEY": ANON_KEY})
+    assert codes(found) == [("SECRETS_INVALID", "NEXT_PUBLIC_SUPABASE_KEY")]
+    found = check({**GOOD, "VITE_SUPABASE_SECRET": "sb_secret_abcdefghijklmnopqrs"})
+    assert codes(found) == [("SECRETS_INVALID", "VITE_SUPABASE_SECRET")]
+
+
+@pytest.mark.parametrize(
+    "dsn, expect",
+    [
+        (f"postgresql://postgres:pw@db.{REF}.supabase.co:5432/postgres", None),
+        (f"postgresql://postgres.{REF}:pw@aws-0-eu-west-1.pooler.supabase.com:5432/postgres", None),
+        (f"postgresql://postgres.{REF}:pw@aws-0-eu-west-1.pooler.supabase.com:6543/postgres",
+         "warning:transaction pooler"),
+        ("postgresql://postgres:pw@aws-0-eu-west-1.pooler.supabase.com:5432/postgres",
+         "error:postgres.<project-ref>"),
+        (f"postgresql://postgres:pw@db.{REF}.supabase.co:6543/postgres", "error:listens on 5432"),
+        (f"postgresql://someone:pw@db.{REF}.supabase.co:5432/postgres", "error:expects user"),
+        ("postgresql://postgres:pw@db.zzzzzzzzzzzzzzzzzzzz.supabase.co:5432/postgres",
+         "error:points at project"),
+        ("host=localhost port=notaport", "error:does not parse"),
+        ("mysql://u:p@h/db", "error:postgresql://"),
+        ("postgresql://app:pw@127.0.0.1:5433/empire", None),
+    ],
+)  # fmt: skip
+def test_postgres_dsn_shapes(dsn: str, expect: str | None) -> None:
+    ctx = KindContext("prod", "DATABASE_URL", {"SUPABASE_URL": SUPABASE_URL})
+    problems = check_value("postgres_dsn", dsn, ctx)
+    if expect is None:
+        assert problems == []
+    else:
+        severity, text = expect.split(":", 1)
+        assert any(p.severity == severity and text in p.message for p in problems), problems
+        assert all("pw" not in p.message.split() for p in problems)
+
+
+def test_url_needs_https_outside_dev_and_scalars() -> None:
+    assert check_value("url", "http://example.com", KindContext("prod", "U"))
+    assert not check_value("url", "http://localhost:54321", KindContext("dev", "U"))
+    assert check_value("supabase_url", f"{SUPABASE_URL}/rest/v1", KindContext("prod", "U"))
+    assert check_value("int", "12a", KindContext("dev", "I"))
+    assert not check_value("int", "-12", KindContext("dev", "I"))
+    assert check_value("bool", "maybe", KindContext("dev", "B"))
+    assert not check_value("email", "ops@example.com", KindContext("dev", "E"))
+    assert check_value("email", "ops-at-example", KindContext("dev", "E"))
+
+
+def test_pattern_min_length_required_and_aliases_from_config(tmp_path: Path) -> None:
+    write_config(
+        tmp_path,
+        '[secrets.spec.STRIPE_KEY]\nrequired = true\npattern = "sk_[a-z]+"\nmin_length = 8\n'
+        'aliases = ["STRIPE_SECRET"]\n[secrets.spec.SUPABASE_URL]\nrequired = false\n',
+    )
+    spec = load_spec(load_config())
+    assert spec.entries["SUPABASE_URL"].kind == "supabase_url"  # overriding one field keeps kind
+    found, missing = validate(sset(), spec, "prod")
+    assert "STRIPE_KEY" in missing and "SUPABASE_URL" not in missing
+    found, _ = validate(sset(STRIPE_KEY="sk_1"), spec, "dev")
+    assert "shorter than 8" in found[0].message
+    found, _ = validate(sset(STRIPE_KEY="pk_abcdefgh"), spec, "dev")
+    assert "does not match the pattern" in found[0].message
+
+
+def test_invalid_spec_in_config_is_reported_with_dotted_paths(tmp_path: Path) -> None:
+    write_config(
+        tmp_path,
+        '[secrets.spec.API_KEY]\nkind = "passwrd"\nrequired = ["production"]\npattern = "(["\n'
+        '[secrets.spec.lower_name]\nkind = "string"\n',
+    )
+    with pytest.raises(ConfigError) as err:
+        load_config()
+    text = str(err.value)
+    assert "secrets.spec.API_KEY.kind: 'passwrd' is not one of" in text
+    assert "secrets.spec.API_KEY.required: unknown environment" in text
+    assert "secrets.spec.API_KEY.pattern:" in text
+    with pytest.raises(ConfigError, match=r"secrets\.spec\.lower_name"):
+        write_config(tmp_path, '[secrets.spec.lower_name]\nkind = "string"\n')
+        load_spec(load_config())
