@@ -340,17 +340,19 @@ def heal(
         done: list[HealAction] = []
         migrate = [a for a in actions if a.action == "heal.apply_migrations"]
         if migrate and target is not None:
+            # Under the runner's own lock, on its own connection: before ours.
             _apply_migrations(migrate[0], target, config, conn)
             done.append(migrate[0])
-            # The migrations may have fixed (or changed) the rest: plan again.
-            found = check_schema(conn, config, expected, pending=with_pending)
-            actions, unhealed = plan_heal(found, expected, migrations_allowed=False)
         lock_timeout = config.seconds("database.lock_timeout") if config else 10.0
         # No statement timeout (an index build on a big table takes what it
         # takes), but a lock timeout: DDL that queues behind a long transaction
         # would block every query queued behind it, so it gives up instead.
         settings = {"lock_timeout": f"{int(lock_timeout * 1000)}ms", "statement_timeout": "0"}
         with db.advisory_lock(conn, LOCK_NAME, lock_timeout), _session(conn, settings):
+            # Plan again under the lock: the migrations may have fixed (or
+            # changed) the rest, and another heal may have run meanwhile.
+            found = check_schema(conn, config, expected, pending=with_pending)
+            actions, unhealed = plan_heal(found, expected, migrations_allowed=False)
             has_log = _has_admin_logs(conn)
             for action in actions:
                 _run(conn, action, has_log)

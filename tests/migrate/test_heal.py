@@ -255,3 +255,17 @@ def test_heal_gives_up_on_a_lock_instead_of_queueing_behind_it(
     # The caller's own session settings are back.
     assert conn.execute("show statement_timeout").fetchone() == {"statement_timeout": "42s"}
     assert [f.code for f in heal(conn, config, apply=True).findings] == ["SCHEMA_HEALED"]
+
+
+def test_two_heals_at_once_repair_each_thing_once(migrated_db: str) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    target = DatabaseTarget(migrated_db, False, db.ConnectOptions(), "test")
+    with db.connect(migrated_db, autocommit=True) as c:
+        c.execute(FOUR_DRIFTS)
+    with ThreadPoolExecutor(2) as pool:
+        reports = list(pool.map(lambda _: heal(target, None, apply=True), range(2)))
+    assert sorted(len(r.actions) for r in reports) == [0, 4]
+    assert all(r.exit_code == 0 for r in reports)
+    with db.connect(migrated_db, autocommit=True) as c:
+        assert db.run_query(c, "select count(*) as n from public.admin_logs") == [{"n": 4}]
