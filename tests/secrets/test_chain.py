@@ -16,7 +16,7 @@ from ops.secrets.sources.dotenv import DotenvSource
 from ops.secrets.sources.env import EnvSource
 from ops.secrets.sources.https import HttpsSource
 from ops.secrets.sources.vault import VaultSource
-from tests.secrets.conftest import write_config
+from tests.secrets.conftest import AWKWARD, write_config
 
 
 def test_first_hit_wins_in_chain_order_with_provenance(
@@ -91,3 +91,15 @@ def test_plain_http_is_refused_except_to_loopback(tmp_path: Path) -> None:
     write_config(tmp_path, '[secrets.sources.https]\nurl = "http://example.com/secrets.json"\n')
     with pytest.raises(ConfigError, match="must use https"):
         load_secrets(load_config())
+
+
+def test_awkward_values_round_trip_through_the_env_source(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec = "".join(f'[secrets.spec.{name}]\nkind = "string"\n' for name in AWKWARD)
+    write_config(tmp_path, spec)
+    for name, value in AWKWARD.items():
+        monkeypatch.setenv(name, value)
+    loaded = load_secrets(load_config())
+    assert {n: loaded.secrets[n] for n in AWKWARD} == AWKWARD
+    assert {loaded.secrets.provenance(n).source for n in AWKWARD} == {"env"}

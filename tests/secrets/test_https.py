@@ -53,6 +53,16 @@ def test_dotenv_format_and_sha256_pin(http_doc: DocServer, tmp_path: Path) -> No
     assert {k: v.value for k, v in src.fetch().items()} == AWKWARD
 
 
+def test_awkward_values_round_trip_through_a_json_document(
+    http_doc: DocServer, tmp_path: Path
+) -> None:
+    http_doc.routes["/doc.json"] = (200, json.dumps(AWKWARD, ensure_ascii=False).encode())
+    configure(tmp_path, f"{http_doc.url}/doc.json")
+    assert {k: v.value for k, v in source_from_url("https", load_config()).fetch().items()} == (
+        AWKWARD
+    )
+
+
 def test_wrong_sha256_is_a_clear_error(http_doc: DocServer, tmp_path: Path) -> None:
     http_doc.routes["/doc.json"] = (200, json.dumps(DOC).encode())
     configure(tmp_path, f"{http_doc.url}/doc.json", f'sha256 = "{"0" * 64}"\n')
