@@ -8,13 +8,11 @@ and non-ASCII characters all round-trip.
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ops import findings as F
-from ops.errors import EXIT_SECRETS, UsageError
+from ops.errors import EXIT_SECRETS, EXIT_UNREACHABLE, UsageError
 from ops.fsutil import atomic_write_text
 from ops.secrets.errors import SecretMissing
 from ops.secrets.sources.dotenv import quote_value
@@ -23,9 +21,9 @@ if TYPE_CHECKING:
     from ops.config import Config
     from ops.secrets.model import SecretSet
 
-log = logging.getLogger(__name__)
-
 FORMATS = ("dotenv", "json")
+# Source states whose values are missing or possibly stale (see ops.secrets.merge.SourceStatus).
+_NOT_LIVE = ("denied", "invalid", "unavailable", "stale-cache")
 SECRET_FILE_MODE = 0o600
 
 
@@ -64,30 +62,27 @@ def export_to_file(secrets: Mapping[str, str], fmt: str, out: Path) -> int:
 
 
 def resolved_secrets(config: Config) -> SecretSet:
-    """Every secret the configured chain resolves, for export and snapshots.
+    """Every secret the configured chain resolves, live, for export and snapshots.
 
-    Refuses (SecretMissing, exit 3; or 4 for access denied) when a source
-    answered with an error: a partial set written out would look complete.
-    An unavailable source (or its stale cache) is logged and skipped, as the
-    loader does.
+    Refuses (SecretMissing) unless every configured source answered: a source
+    that denied access (exit 4), answered garbage (exit 3), or was unreachable
+    (exit 4, even when its stale cache could stand in) would make a partial or
+    stale set look complete. See docs/decisions/0002.
     """
     from ops.secrets import load_secrets
 
     result = load_secrets(config)
-    broken = [s for s in result.sources if s.status in ("denied", "invalid")]
+    broken = [s for s in result.sources if s.status in _NOT_LIVE]
     if broken:
         err = SecretMissing(
-            "cannot read every source: "
-            + ", ".join(f"{s.name} ({s.status}: {s.note})" for s in broken),
-            hint="fix the source (see `empire-ops secrets status`), then retry",
+            "not every secrets source answered: "
+            + ", ".join(f"{s.name} ({s.status})" for s in broken),
+            hint="fix or wait for the source (`empire-ops secrets status` shows why), then retry",
         )
-        err.exit_code = max(F.exit_code_for(result.findings), EXIT_SECRETS)
+        err.exit_code = (
+            EXIT_SECRETS if all(s.status == "invalid" for s in broken) else EXIT_UNREACHABLE
+        )
         raise err
-    for status in result.sources:
-        if status.status in ("unavailable", "stale-cache"):
-            log.warning(
-                "secrets source %s is %s; its names are not included", status.name, status.status
-            )
     return result.secrets
 
 

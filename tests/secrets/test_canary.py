@@ -208,6 +208,7 @@ def test_no_canary_escapes_any_secrets_command(world: World) -> None:
     w.vault.sealed = True
     assert ok("--debug", "secrets", "status", "--json") == 0
     assert ok("preflight", "--offline") == 0
+    assert ok("--debug", "secrets", "snapshot") == 4  # never a snapshot of stale values
     w.vault.sealed = False
     # HTTPS fallback serving broken JSON that holds a canary.
     good_doc = w.doc.routes["/secrets.json"]

@@ -10,7 +10,7 @@ from dotenv import dotenv_values
 
 from ops.secrets.export import render_dotenv
 from ops.secrets.model import fingerprint
-from tests.secrets.conftest import AWKWARD, ROOT_TOKEN, Moto
+from tests.secrets.conftest import AWKWARD, ROOT_TOKEN, Moto, vault_config
 from tests.vault_double import VaultDouble
 
 VALUES = {**AWKWARD, "API_TOKEN": "tok-0123456789abcdef", "SHORT": "abc"}
@@ -97,3 +97,18 @@ def test_restore_snapshot_into_vault(
     restored = vault.get("secret", "empire/sync-test") or {}
     assert {k: restored[k] for k in VALUES} == VALUES
     assert "EMPIRE_SNAPSHOT_PASSPHRASE" not in restored
+
+
+def test_export_and_snapshot_refuse_while_a_source_is_down(
+    stores: dict[str, str], cli, vault: VaultDouble, tmp_path: Path
+) -> None:
+    (tmp_path / "empire-ops.toml").write_text(vault_config(vault, "empire/sync-test"))
+    Path(".env").write_text("EMPIRE_SNAPSHOT_PASSPHRASE='a long passphrase 42'\n")
+    assert cli("secrets", "sync", "--from", stores["src"], "--to", stores["vault"]).exit_code == 0
+    assert cli("secrets", "export", "--out", "out.env").exit_code == 0  # fills the cache too
+    vault.sealed = True
+    for args in (("export", "--out", "again.env"), ("snapshot",)):
+        result = cli("secrets", *args)
+        assert result.exit_code == 4, result.output
+        assert "vault (stale-cache)" in result.stderr
+    assert not Path("again.env").exists() and not Path(".empire/snapshots").exists()
