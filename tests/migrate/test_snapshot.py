@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from ops import db
 from ops.migrate.manifest import (
     MANIFEST_PATH,
@@ -91,3 +93,23 @@ def test_snapshot_command(pg: Any, tmp_path: Path, cli: Any) -> None:
     assert result.exit_code == 0, result.output
     assert f"wrote {out}: {len(load_manifest()['tables'])} tables" in result.stdout
     assert out.read_text() == MANIFEST_PATH.read_text()
+
+
+def test_snapshot_without_createdb_says_how_to_fix_it(pg: Any, cli: Any) -> None:
+    with db.connect(pg.dsn(), autocommit=True) as admin:
+        admin.execute("drop role if exists no_createdb")
+        admin.execute("create role no_createdb login")
+    dsn = pg.dsn().replace("postgres@", "no_createdb@")
+    result = cli("migrate", "snapshot", "--output", "m.json", env={"DATABASE_URL": dsn})
+    assert result.exit_code == 1
+    assert "cannot create the scratch database" in result.stderr
+    assert "hint: the snapshot needs CREATEDB" in result.stderr
+    assert not Path("m.json").exists()
+
+
+def test_a_missing_manifest_fails_with_a_hint(tmp_path: Path) -> None:
+    from ops.migrate.manifest import ManifestError
+
+    with pytest.raises(ManifestError) as err:
+        load_manifest(tmp_path / "missing.json")
+    assert err.value.hint and "migrate snapshot" in err.value.hint
