@@ -112,19 +112,28 @@ def spawn(argv: Sequence[str], env: Mapping[str, str]) -> int:
     """
     if not argv:
         raise UsageError("no command given", hint="use: empire-ops run -- CMD ARGS...")
-    try:
-        proc = subprocess.Popen(list(argv), env=dict(env))
-    except (FileNotFoundError, PermissionError) as exc:
-        raise UsageError(
-            f"cannot start {argv[0]!r}: {exc.strerror}", hint="check the command and PATH"
-        ) from None
+    # Handlers go in before the child starts: a signal that arrives in between is
+    # held and delivered once the child exists, instead of killing us alone.
+    started: list[subprocess.Popen[bytes]] = []
+    pending: list[int] = []
 
     def forward(signum: int, frame: FrameType | None) -> None:
-        if proc.poll() is None:
-            proc.send_signal(signum)
+        if not started:
+            pending.append(signum)
+        elif started[0].poll() is None:
+            started[0].send_signal(signum)
 
     previous = {s: signal.signal(s, forward) for s in FORWARDED}
     try:
+        try:
+            proc = subprocess.Popen(list(argv), env=dict(env))
+        except (FileNotFoundError, PermissionError) as exc:
+            raise UsageError(
+                f"cannot start {argv[0]!r}: {exc.strerror}", hint="check the command and PATH"
+            ) from None
+        started.append(proc)
+        for signum in pending:
+            proc.send_signal(signum)
         code = proc.wait()
     finally:
         for sig, handler in previous.items():
