@@ -267,9 +267,13 @@ def scoped_search_path(conn: psycopg.Connection[Any], search_path: str) -> Itera
 
     Uses a transaction (a savepoint when the caller is already in one), so the
     session's own search_path and state are untouched afterwards. For read-only
-    catalog queries whose rendered names depend on the search path.
+    catalog queries whose rendered names depend on the search path. Raises
+    DatabaseUnreachable when the connection is closed or lost.
     """
-    with conn.transaction():
-        run_query(conn, "select pg_catalog.set_config('search_path', %s, true)", (search_path,))
-        yield
-        raise psycopg.Rollback()
+    try:
+        with conn.transaction():
+            run_query(conn, "select pg_catalog.set_config('search_path', %s, true)", (search_path,))
+            yield
+            raise psycopg.Rollback()
+    except psycopg.OperationalError as exc:  # BEGIN/ROLLBACK on a lost connection
+        raise DatabaseUnreachable(f"lost the database connection: {redact(str(exc))}") from None

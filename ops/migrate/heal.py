@@ -485,13 +485,52 @@ def _outcome(done: list[HealAction]) -> list[Finding]:
     return out
 
 
-def check_and_heal(conn: Any, config: Config | None) -> list[Finding]:
-    """For preflight and the scheduler: check; heal first when ``auto_heal_in`` allows it.
+def check_and_heal(
+    conn: Any, config: Config | None, target: DatabaseTarget | None = None
+) -> list[Finding]:
+    """For preflight and the scheduler: check; heal when ``[migrate] auto_heal_in`` allows it.
 
     Returns the check's findings, or, after an automatic heal, the heal's
-    (SCHEMA_HEALED warnings and whatever drift remains).
+    (SCHEMA_HEALED warnings and whatever drift remains). With ``target``, the
+    heal may also apply pending migrations (where ``auto_apply_in`` allows).
+    A heal that cannot run (another run holds the lock, the server refuses)
+    leaves the check's findings plus a SCHEMA_HEAL_FAILED error. Raises what
+    :func:`~ops.migrate.drift.check_schema` raises.
     """
     found = check_schema(conn, config)
     if not auto_heal_enabled(config) or not any(f.is_problem for f in found):
         return found
-    return heal(conn, config, apply=True).findings
+    try:
+        return heal(target or conn, config, apply=True).findings
+    except OpsError as exc:
+        return [
+            *found,
+            F.error(
+                "SCHEMA_HEAL_FAILED",
+                "schema",
+                f"automatic heal did not run: {exc.message}",
+                runbook="runbooks/SCHEMA_HEAL_FAILED.md",
+            ),
+        ]
+
+
+def preflight_check(ctx: Any) -> Iterator[Finding]:
+    """A preflight ``CHECKS`` entry: schema drift of ``ctx.conn``, auto-healed where allowed.
+
+    ``ctx`` is the preflight's PreflightContext (``conn``, ``config``,
+    ``target``). Yields nothing without a connection (the database check has
+    reported why). A manifest or catalog error becomes a SCHEMA_CHECK_FAILED
+    error with that error's exit code, so preflight never raises.
+    """
+    if ctx.conn is None:
+        return
+    try:
+        yield from check_and_heal(ctx.conn, ctx.config, ctx.target)
+    except OpsError as exc:
+        yield F.error(
+            "SCHEMA_CHECK_FAILED",
+            "schema",
+            exc.message,
+            runbook="runbooks/SCHEMA_CHECK_FAILED.md",
+            exit_code=exc.exit_code,
+        )

@@ -138,7 +138,7 @@ def test_every_code_check_and_heal_emit_has_a_runbook() -> None:
 
     runbooks = Path(__file__).resolve().parents[2] / "runbooks"
     codes = [*ERROR_CODES, *LINT_CODES, "SCHEMA_EXTRA_OBJECTS", "SCHEMA_HEALED"]
-    codes += ["SCHEMA_HEAL_FAILED", "SCHEMA_PENDING_MIGRATIONS"]
+    codes += ["SCHEMA_HEAL_FAILED", "SCHEMA_PENDING_MIGRATIONS", "SCHEMA_CHECK_FAILED"]
     missing = [c for c in codes if not (runbooks / f"{c}.md").is_file()]
     assert missing == []
 

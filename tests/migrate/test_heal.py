@@ -269,3 +269,26 @@ def test_two_heals_at_once_repair_each_thing_once(migrated_db: str) -> None:
     assert all(r.exit_code == 0 for r in reports)
     with db.connect(migrated_db, autocommit=True) as c:
         assert db.run_query(c, "select count(*) as n from public.admin_logs") == [{"n": 4}]
+
+
+def test_preflight_check_heals_where_allowed_and_never_raises(
+    migrated_db: str, tmp_path: Any
+) -> None:
+    from ops.migrate.heal import preflight_check
+    from ops.preflight import PreflightContext
+
+    target = DatabaseTarget(migrated_db, False, db.ConnectOptions(), "test")
+    (tmp_path / "cfg.toml").write_text('[migrate]\nauto_heal_in = ["staging"]\n')
+    with db.connect(migrated_db, autocommit=True) as conn:
+        conn.execute("drop policy own_rows_select on public.user_sessions")
+
+        def run(env: str) -> list[tuple[str, Severity]]:
+            ctx = PreflightContext(load_config(tmp_path / "cfg.toml", env), target, conn)
+            return [(f.code, f.severity) for f in preflight_check(ctx)]
+
+        assert run("prod") == [("POLICY_MISSING", Severity.ERROR)]
+        assert run("staging") == [("SCHEMA_HEALED", Severity.WARNING)]
+        assert run("prod") == [("SCHEMA_OK", Severity.OK)]
+        conn.close()  # a dead connection becomes a finding, not an exception
+        [(code, severity)] = run("prod")
+        assert (code, severity) == ("SCHEMA_CHECK_FAILED", Severity.ERROR)
