@@ -12,6 +12,7 @@ import pytest
 from dotenv import dotenv_values
 
 from ops.config import load_config
+from ops.errors import ConfigError
 from ops.secrets.errors import SecretMissing, SecretsCryptoError
 from ops.secrets.model import fingerprint
 from ops.secrets.snapshot import (
@@ -117,3 +118,20 @@ def test_restore_into_a_dotenv_file_round_trips(
         restore_snapshot(config, info.path, f"dotenv:{other}")
     assert not other.exists()
     assert os.environ["EMPIRE_SNAPSHOT_PASSPHRASE"] == "wrong passphrase!"
+
+
+def test_settings_come_from_the_snapshot_section(tmp_path: Path) -> None:
+    (tmp_path / "empire-ops.toml").write_text(
+        '[project]\nstate_dir = "st"\n\n[secrets.snapshot]\n'
+        'passphrase_secret = "MY_PASS"\nlocation = "backups/secrets"\nkeep = 3\n'
+    )
+    got = SnapshotSettings.from_config(load_config())
+    assert got == SnapshotSettings("MY_PASS", tmp_path / "backups" / "secrets", 3)
+    (tmp_path / "empire-ops.toml").write_text('[project]\nstate_dir = "st"\n')
+    default = SnapshotSettings.from_config(load_config())
+    assert default == SnapshotSettings(
+        "EMPIRE_SNAPSHOT_PASSPHRASE", tmp_path / "st" / "snapshots", 10
+    )
+    (tmp_path / "empire-ops.toml").write_text('[secrets.snapshot]\npassphrase_secret = "lower"\n')
+    with pytest.raises(ConfigError, match=r"secrets\.snapshot\.passphrase_secret"):
+        load_config()
