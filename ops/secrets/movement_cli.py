@@ -155,8 +155,10 @@ def scan(
     if as_json:
         echo_json(report.to_json())
     else:
-        where = "tracked files and history" if history else "tracked files"
+        commits = f" and {report.commits_scanned} commits" if history else ""
         n = report.values_searched
-        echo(f"scanned {report.files_scanned} {where} in {report.repo} for {n} values")
+        echo(
+            f"scanned {report.files_scanned} tracked files{commits} in {report.repo} for {n} values"
+        )
         echo(render_table(report.findings, colour=is_tty()))
     raise typer.Exit(report.exit_code)

@@ -77,8 +77,10 @@ class ScanReport:
             F.error(
                 "SECRETS_LEAK",
                 hit.where,
-                f"the value of {hit.name} occurs here"
-                + (" (in git history)" if hit.commit else ""),
+                f"the value of {hit.name} was added to {hit.path}:{hit.line} by commit "
+                f"{hit.commit[:12]} (git history)"
+                if hit.commit
+                else f"the value of {hit.name} occurs here",
                 runbook="runbooks/SECRETS_LEAK.md",
                 details={"secret": hit.name},
             )
@@ -203,23 +205,29 @@ _COMMIT_MARK = b"\x00commit "
 
 
 def _scan_history(repo: Path, needles: _Needles, report: ScanReport) -> None:
-    """Search every added line of every commit reachable from any ref."""
-    out = _git(
-        repo,
-        "log",
-        "-p",
-        "--all",
-        "--no-color",
-        "--no-ext-diff",
-        "--no-textconv",
-        "--unified=0",
-        "--format=%x00commit %H",
-    )
+    """Search every added line of every commit reachable from any ref (streamed)."""
+    args = ["log", "-p", "--all", "--no-color", "--no-ext-diff", "--no-textconv", "--unified=0"]
+    with subprocess.Popen(
+        ["git", "-C", str(repo), *args, "--format=%x00commit %H"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    ) as proc:
+        assert proc.stdout is not None
+        _parse_log(proc.stdout, needles, report)
+    if proc.returncode != 0:
+        raise UsageError(
+            f"git log failed in {repo} (exit {proc.returncode})",
+            hint="check that `git log --all` works in this repository",
+        )
+
+
+def _parse_log(lines: Iterable[bytes], needles: _Needles, report: ScanReport) -> None:
     commit: str | None = None
     path: str | None = None
     line_no = 0
     seen: set[tuple[str, str, str, int]] = set()
-    for line in out.split(b"\n"):
+    for raw in lines:
+        line = raw.rstrip(b"\n")
         if line.startswith(_COMMIT_MARK):
             commit = line[len(_COMMIT_MARK) :].decode()
             report.commits_scanned += 1
