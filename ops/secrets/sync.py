@@ -14,6 +14,7 @@ build the sources from URLs (``dotenv:PATH``, ``vault:MOUNT/PATH``,
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -160,8 +161,6 @@ def open_source(url: str, config: Config) -> SecretSource:
     once and only when needed, in the whole configured chain (e.g. a Vault
     token kept in ``.env``).
     """
-    import os
-
     from ops.secrets.sources import source_from_url
 
     source = source_from_url(url, config)
