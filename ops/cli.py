@@ -206,12 +206,15 @@ def preflight(
 
 
 @app.command("up")
-def up(ctx: typer.Context) -> None:
-    """Run the main job: ensure the database, then every check and step built so far."""
+def up(
+    ctx: typer.Context,
+    demo: bool = typer.Option(False, "--demo", help="Also seed a small demo dataset."),
+) -> None:
+    """Run the main job: database, secrets, migrations, preflight (schema check) and summary."""
     from ops.up import render_summary, run_up
 
     configure_logging_from(ctx)
-    report = run_up(state(ctx).config)
+    report = run_up(state(ctx).config, demo=demo)
     echo(render_summary(report))
     raise typer.Exit(report.exit_code)
 

@@ -29,7 +29,7 @@ def register_secret_values(values: Iterable[str]) -> None:
     """Redact these values (those of six characters or more) from all output from now on."""
     global _pattern
     with _lock:
-        for value in values:
+        for value in (part for v in values for part in _secret_parts(v)):
             if isinstance(value, str) and len(value) >= MIN_REDACT_LENGTH:
                 _values.add(value)
                 # A multi-line value may be printed one line at a time.
@@ -40,6 +40,26 @@ def register_secret_values(values: Iterable[str]) -> None:
             # Longest first, so a value that contains another is replaced whole.
             ordered = sorted(_values, key=len, reverse=True)
             _pattern = re.compile("|".join(re.escape(v) for v in ordered))
+
+
+def _secret_parts(value: str) -> list[str]:
+    """What of ``value`` is secret: a PostgreSQL URL's password, else the whole value.
+
+    A DSN's host, port, user and database are shown (masked) in every report;
+    only its password is secret (as written and percent-decoded), and a DSN
+    without one carries no secret.
+    """
+    if not isinstance(value, str) or not value.startswith(("postgres://", "postgresql://")):
+        return [value]
+    from urllib.parse import unquote, urlsplit
+
+    try:
+        password = urlsplit(value).password
+    except ValueError:
+        return [value]
+    if password is None:
+        return [value] if "password=" in value else []
+    return [value, password, unquote(password)]
 
 
 def clear_secret_values() -> None:

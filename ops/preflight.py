@@ -106,7 +106,18 @@ def check_extensions(ctx: PreflightContext) -> Iterator[Finding]:
             )
 
 
-CHECKS: list[Check] = [check_database, check_extensions]
+def check_schema(ctx: PreflightContext) -> Iterator[Finding]:
+    """The schema against the committed manifest (drift, pending migrations, lints).
+
+    Where ``[migrate] auto_heal_in`` allows it for this environment, safe drift
+    is healed first and reported as SCHEMA_HEALED.
+    """
+    from ops.migrate.heal import preflight_check
+
+    yield from preflight_check(ctx)
+
+
+CHECKS: list[Check] = [check_database, check_extensions, check_schema]
 
 
 @dataclass

@@ -60,6 +60,21 @@ def step_database(state: UpState) -> list[Finding]:
     return [F.ok("DB_TARGET", state.target.masked, f"using {kind}")]
 
 
+def step_migrate(state: UpState) -> list[Finding]:
+    """Apply pending migrations where ``[migrate] auto_apply_in`` allows it."""
+    from ops.migrate.runner import ensure_migrated
+
+    assert state.target is not None
+    return ensure_migrated(state.target, state.config)
+
+
+def step_demo(state: UpState) -> list[Finding]:
+    """Seed a small demo dataset into an empty embedded database (``up --demo``)."""
+    from ops.seed.demo import step_demo as seed_step
+
+    return seed_step(state)
+
+
 def step_preflight(state: UpState) -> list[Finding]:
     from ops.preflight import run_preflight
 
@@ -68,7 +83,12 @@ def step_preflight(state: UpState) -> list[Finding]:
     return report.findings
 
 
-STEPS: list[tuple[str, Step]] = [("database", step_database), ("preflight", step_preflight)]
+STEPS: list[tuple[str, Step]] = [
+    ("database", step_database),
+    ("migrate", step_migrate),
+    ("preflight", step_preflight),
+]
+DEMO_STEP: tuple[str, Step] = ("demo", step_demo)
 
 
 @dataclass
@@ -84,11 +104,16 @@ class UpReport:
         return F.exit_code_for(self.findings)
 
 
-def run_up(config: Config, steps: list[tuple[str, Step]] | None = None) -> UpReport:
-    """Run each step in order; stop after a step that yields an error or raises."""
+def run_up(
+    config: Config, steps: list[tuple[str, Step]] | None = None, *, demo: bool = False
+) -> UpReport:
+    """Run each step in order; stop after a step that yields an error or raises.
+
+    ``demo`` adds the demo-data step after the checks.
+    """
     results: list[StepResult] = []
     state = UpState(config=config)
-    for name, step in steps or STEPS:
+    for name, step in [*(steps or STEPS), *([DEMO_STEP] if demo else [])]:
         started = time.monotonic()
         try:
             found = step(state)
@@ -106,7 +131,10 @@ def render_summary(report: UpReport) -> str:
     """The one-screen summary: a line per step, then the problems."""
     lines = ["empire-ops up"]
     for step in report.steps:
-        lines.append(f"  {step.name:<12} {step.status:<8} {step.seconds:6.2f}s")
+        note = step.findings[-1].message if step.findings else ""
+        if len(note) > 60:
+            note = note[:59] + "…"
+        lines.append(f"  {step.name:<10} {step.status:<8} {step.seconds:6.2f}s  {note}")
     problems = [f for f in report.findings if f.severity >= F.Severity.WARNING]
     if problems:
         lines.append("")

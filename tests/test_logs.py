@@ -57,3 +57,13 @@ def test_cli_log_format_json(cli, monkeypatch: pytest.MonkeyPatch) -> None:
     finally:
         PostgresCluster(folder / ".empire" / "pgdata").destroy()
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_a_dsn_is_redacted_by_its_password_only() -> None:
+    register_secret_values(
+        ["postgresql://app:pa%40ss-w0rd@db.example:5432/empire", "postgresql://postgres@h:5/x"]
+    )
+    text = redact("pa@ss-w0rd | pa%40ss-w0rd | postgresql://app:****@db.example:5432/empire")
+    assert text == f"{REDACTED} | {REDACTED} | postgresql://app:****@db.example:5432/empire"
+    # a DSN without a password holds no secret: its masked form stays readable
+    assert redact("on postgresql://postgres@h:5/x") == "on postgresql://postgres@h:5/x"

@@ -53,8 +53,9 @@ def test_required_extension_missing_is_an_error(fresh_db: str, tmp_path: Path, c
     (tmp_path / "empire-ops.toml").write_text('[database]\nrequired_extensions = ["no_such_ext"]\n')
     result = cli("preflight", "--json", env={"DATABASE_URL": fresh_db})
     assert result.exit_code == 1
-    finding = json.loads(result.stdout)["findings"][-1]
-    assert finding["code"] == "EXTENSION_UNAVAILABLE" and finding["subject"] == "no_such_ext"
+    findings = json.loads(result.stdout)["findings"]
+    missing = [f for f in findings if f["code"] == "EXTENSION_UNAVAILABLE"]
+    assert [f["subject"] for f in missing] == ["no_such_ext"]
 
 
 def test_min_version_is_enforced(fresh_db: str, tmp_path: Path, cli) -> None:

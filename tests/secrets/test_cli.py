@@ -159,9 +159,10 @@ def test_migrate_style_commands_find_the_dsn_in_dotenv(tmp_path: Path, fresh_db:
 
 
 def test_vault_down_uses_stale_cache_and_403_deletes_it(
-    tmp_path: Path, fresh_db: str, cli, vault: VaultDouble, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, migrated_db: str, cli, vault: VaultDouble, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    vault.put("secret", "empire/prod", {**PROD_SECRETS, "DATABASE_URL": fresh_db})
+    # A migrated database: prod never auto-applies, and the schema check is part of preflight.
+    vault.put("secret", "empire/prod", {**PROD_SECRETS, "DATABASE_URL": migrated_db})
     monkeypatch.setenv("VAULT_TOKEN", ROOT_TOKEN)
     write_config(tmp_path, vault_config(vault))
     assert cli("--env", "prod", "preflight").exit_code == 0
