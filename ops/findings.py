@@ -117,6 +117,28 @@ def exit_code_for(findings: Iterable[Finding]) -> int:
     return min(codes)
 
 
+class FindingsReport:
+    """Mixin for a report that holds ``findings``: its exit code and stable ``--json``.
+
+    Subclasses (usually dataclasses) add their own keys to the JSON by
+    overriding :meth:`extra`; the shape is ``{ok, exit_code, worst, summary,
+    findings, ...extra}`` everywhere.
+    """
+
+    findings: list[Finding]
+
+    @property
+    def exit_code(self) -> int:
+        return exit_code_for(self.findings)
+
+    def extra(self) -> dict[str, Any]:
+        """Keys added to the JSON beside ``findings`` (none by default)."""
+        return {}
+
+    def to_json(self) -> str:
+        return to_json(self.findings, **self.extra())
+
+
 def summary(findings: Sequence[Finding]) -> dict[str, int]:
     """Counts per severity label, every label present."""
     counts = {s.label: 0 for s in Severity}

@@ -75,3 +75,21 @@ def test_severity_parse() -> None:
         assert "known: ok, info" in str(exc)
     else:
         raise AssertionError("expected ValueError")
+
+
+def test_findings_report_mixin_gives_exit_code_and_json_with_extra_keys() -> None:
+    from dataclasses import dataclass
+    from typing import Any
+
+    @dataclass
+    class Report(F.FindingsReport):
+        findings: list[F.Finding]
+        tables: int
+
+        def extra(self) -> dict[str, Any]:
+            return {"tables": self.tables}
+
+    report = Report([F.warning("W", "s", "m"), F.error("E", "s", "m", exit_code=3)], 7)
+    assert report.exit_code == 3
+    data = json.loads(report.to_json())
+    assert data["tables"] == 7 and data["exit_code"] == 3 and len(data["findings"]) == 2

@@ -69,7 +69,7 @@ def _extra(kind: str, subject: str, message: str, **details: Any) -> Finding:
 
 
 @dataclass
-class CheckResult:
+class CheckResult(F.FindingsReport):
     """The findings of one check, and what it cost."""
 
     findings: list[Finding]
@@ -77,18 +77,13 @@ class CheckResult:
     seconds: float
     tables: int
 
-    @property
-    def exit_code(self) -> int:
-        return F.exit_code_for(self.findings)
-
-    def to_json(self) -> str:
-        """The findings' stable JSON shape, plus the cost of the check."""
-        return F.to_json(
-            self.findings,
-            tables=self.tables,
-            catalog_queries=self.queries,
-            seconds=round(self.seconds, 4),
-        )
+    def extra(self) -> dict[str, Any]:
+        """The cost of the check, beside the findings."""
+        return {
+            "tables": self.tables,
+            "catalog_queries": self.queries,
+            "seconds": round(self.seconds, 4),
+        }
 
 
 def compare(expected: dict[str, Any], cat: Catalog) -> list[Finding]:

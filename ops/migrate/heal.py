@@ -64,7 +64,7 @@ class HealAction:
 
 
 @dataclass
-class HealReport:
+class HealReport(F.FindingsReport):
     """What heal found, did (or would do), and what it left for a human."""
 
     target: str
@@ -73,18 +73,13 @@ class HealReport:
     unhealed: list[Finding]
     findings: list[Finding]
 
-    @property
-    def exit_code(self) -> int:
-        return F.exit_code_for(self.findings)
-
-    def to_json(self) -> str:
-        return F.to_json(
-            self.findings,
-            target=self.target,
-            applied=self.applied,
-            actions=[asdict(a) for a in self.actions],
-            unhealed=[f.to_dict() for f in self.unhealed],
-        )
+    def extra(self) -> dict[str, Any]:
+        return {
+            "target": self.target,
+            "applied": self.applied,
+            "actions": [asdict(a) for a in self.actions],
+            "unhealed": [f.to_dict() for f in self.unhealed],
+        }
 
 
 def render_plan(report: HealReport) -> str:

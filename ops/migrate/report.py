@@ -3,26 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from ops import findings as F
 from ops.findings import Finding
 
 
 @dataclass
-class FindingsReport:
+class FindingsReport(F.FindingsReport):
     """A report of findings about one target. Subclasses add fields to the JSON via ``extra``."""
 
     target: str
     findings: list[Finding]
-
-    @property
-    def exit_code(self) -> int:
-        return F.exit_code_for(self.findings)
-
-    def extra(self) -> dict[str, Any]:
-        """Keys added to the JSON beside ``findings`` (none by default)."""
-        return {}
 
     def to_json(self) -> str:
         """``{ok, exit_code, worst, summary, findings, target, ...extra}``."""
