@@ -15,7 +15,8 @@ def atomic_write_bytes(path: Path, data: bytes, *, mode: int = 0o644) -> None:
     ``mode`` and renamed over ``path``. On any error the temporary file is
     removed and ``path`` is left as it was; the OSError propagates.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
+    # A private file (no group/other bits) gets a private folder when we create it.
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700 if not mode & 0o077 else 0o777)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         os.fchmod(fd, mode)
