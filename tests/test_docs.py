@@ -59,9 +59,58 @@ def test_quickstart_is_exactly_two_commands() -> None:
     assert [c.split("#")[0].strip() for c in commands] == ["make up", "make test"]
 
 
+# Every way the code names a runbook: a literal path, or a finding code passed
+# to the helpers that derive the path from it.
+_RUNBOOK_REFERENCES = (
+    r"runbooks/([A-Z0-9_]+)\.md",
+    r'_rb\(\s*"([A-Z0-9_]+)"',
+    r'_err\(\s*"([A-Z0-9_]+)"',
+)
+
+
 def test_runbooks_named_by_findings_exist() -> None:
-    for path in re.findall(r'runbook="(runbooks/[A-Z_]+\.md)"', _sources()):
-        assert (REPO / path).is_file(), f"{path} is referenced but missing"
+    source = _sources()
+    codes = {code for pattern in _RUNBOOK_REFERENCES for code in re.findall(pattern, source)}
+    assert len(codes) > 30  # the patterns still match how the code names runbooks
+    missing = sorted(c for c in codes if not (REPO / "runbooks" / f"{c}.md").is_file())
+    assert missing == [], f"runbooks referenced but missing: {missing}"
+
+
+def _command_words(snippet: str) -> list[str]:
+    """The command words after `empire-ops` in a snippet, global options skipped."""
+    words = snippet.split()
+    out: list[str] = []
+    i = 0
+    while i < len(words):
+        word = words[i]
+        if word in ("--env", "-e", "--config", "-c", "--log-format"):
+            i += 2
+            continue
+        if word.startswith("-") or not re.fullmatch(r"[a-z][a-z-]*", word):
+            break
+        out.append(word)
+        i += 1
+    return out[:2]
+
+
+def test_runbook_commands_exist() -> None:
+    """Every `empire-ops ...` command a runbook tells the reader to run exists."""
+    known = {name for name, _ in _commands()}
+    groups = {name.split()[0] for name in known if " " in name}
+    checked = 0
+    for page in (REPO / "runbooks").glob("*.md"):
+        text = page.read_text()
+        # only code: fenced blocks and inline `...` spans, not prose
+        code = re.findall(r"```[a-z]*\n(.*?)```", text, flags=re.DOTALL)
+        code += re.findall(r"`([^`\n]+)`", re.sub(r"```.*?```", "", text, flags=re.DOTALL))
+        for snippet in re.findall(r"empire-ops (.*)", "\n".join(code)):
+            words = _command_words(snippet)
+            if not words:
+                continue
+            name = " ".join(words[:2]) if words[0] in groups else words[0]
+            assert name in known, f"{page.name}: `empire-ops {snippet.strip()}` is not a command"
+            checked += 1
+    assert checked > 20
 
 
 def _sources() -> str:
