@@ -12,6 +12,7 @@ import contextlib
 import hashlib
 import logging
 import re
+import secrets
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -243,6 +244,42 @@ def advisory_lock(conn: psycopg.Connection[Any], name: str, timeout: float) -> I
     finally:
         with contextlib.suppress(psycopg.Error):
             advisory_unlock(conn, name)
+
+
+@contextlib.contextmanager
+def scratch_database(
+    dsn: str,
+    options: ConnectOptions | None = None,
+    *,
+    prefix: str,
+    purpose: str,
+    keep: bool = False,
+) -> Iterator[str]:
+    """A new, empty database on ``dsn``'s server, created from ``template0``; yields its DSN.
+
+    It is dropped when the block ends, even on failure, unless ``keep``.
+    Raises DatabaseError with a hint when it cannot be created (``purpose``
+    names what needed it; the role needs CREATEDB), DatabaseUnreachable when
+    the server does not answer.
+    """
+    name = f"{prefix}_{secrets.token_hex(4)}"
+    admin = connect(dsn, options, autocommit=True)
+    try:
+        try:
+            run_query(admin, f'create database "{name}" template template0')
+        except DatabaseError as exc:
+            raise DatabaseError(
+                f"cannot create the scratch database {name} for {purpose}: {exc.message}",
+                hint=f"{purpose} needs CREATEDB on the target server; unset DATABASE_URL to "
+                "use the embedded PostgreSQL instead",
+            ) from None
+        try:
+            yield with_dbname(dsn, name)
+        finally:
+            if not keep:
+                run_query(admin, f'drop database if exists "{name}" with (force)')
+    finally:
+        admin.close()
 
 
 def run_query(

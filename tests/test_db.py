@@ -136,3 +136,16 @@ def test_run_query_reports_server_errors(fresh_db: str) -> None:
         pytest.raises(DatabaseError, match="does not exist"),
     ):
         db.run_query(conn, "select * from no_such_table")
+
+
+def test_scratch_database_is_dropped_even_when_the_block_fails(pg) -> None:
+    names: list[str] = []
+    with pytest.raises(RuntimeError):  # noqa: SIM117
+        with db.scratch_database(pg.dsn(), prefix="t_scratch", purpose="a test") as dsn:
+            names.append(db.parse_dsn(dsn).dbname)
+            with db.connect(dsn, autocommit=True) as conn:
+                assert db.run_query(conn, "select current_database() as d")[0]["d"] == names[0]
+            raise RuntimeError("boom")
+    with db.connect(pg.dsn(), autocommit=True) as admin:
+        rows = db.run_query(admin, "select 1 from pg_database where datname = %s", (names[0],))
+    assert rows == []

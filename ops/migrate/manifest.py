@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import json
 import logging
-import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ops import db
-from ops.errors import DatabaseError, MigrationError
+from ops.errors import MigrationError
 from ops.fsutil import atomic_write_text
 from ops.migrate.catalog import (
     API_ROLES,
@@ -157,36 +156,22 @@ def snapshot_dsn(
     The scratch database is created from ``template0`` (so nothing from
     ``template1`` leaks in) and dropped afterwards, even on failure. ``apply``
     defaults to the runner's ``apply_all_to``. Needs CREATEDB on that server.
-    Raises MigrationError when a migration fails, ManifestError when the
+    Raises MigrationError when a migration fails, DatabaseError when the
     scratch database cannot be created.
     """
     if apply is None:
         from ops.migrate.runner import apply_all_to
 
         apply = apply_all_to
-    name = f"empire_ops_snapshot_{secrets.token_hex(4)}"
-    admin = db.connect(admin_dsn, options, autocommit=True)
-    try:
+    with db.scratch_database(
+        admin_dsn, options, prefix="empire_ops_snapshot", purpose="the snapshot"
+    ) as scratch_dsn:
+        apply(scratch_dsn)
+        conn = db.connect(scratch_dsn, options, autocommit=True)
         try:
-            db.run_query(admin, f'create database "{name}" template template0')
-        except DatabaseError as exc:
-            raise ManifestError(
-                f"cannot create the scratch database for the snapshot: {exc.message}",
-                hint="the snapshot needs CREATEDB on the target server; unset DATABASE_URL to "
-                "use the embedded PostgreSQL instead",
-            ) from None
-        try:
-            scratch_dsn = db.with_dbname(admin_dsn, name)
-            apply(scratch_dsn)
-            conn = db.connect(scratch_dsn, options, autocommit=True)
-            try:
-                return manifest_of(conn)
-            finally:
-                conn.close()
+            return manifest_of(conn)
         finally:
-            db.run_query(admin, f'drop database if exists "{name}" with (force)')
-    finally:
-        admin.close()
+            conn.close()
 
 
 def write_snapshot(

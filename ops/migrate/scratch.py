@@ -10,7 +10,6 @@ expected-schema manifest (``ops.migrate.manifest``), when it exists.
 from __future__ import annotations
 
 import logging
-import secrets
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -18,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from ops import db
 from ops import findings as F
-from ops.errors import DatabaseError, MigrationError
+from ops.errors import MigrationError
 from ops.findings import Finding
 from ops.migrate.files import Migration
 from ops.migrate.report import FindingsReport
@@ -130,32 +129,16 @@ def run_migration_test(
     cannot be created (CREATEDB needed), LockBusy/DatabaseUnreachable.
     """
     settings, local = resolve_migrations(config, migrations)
-    name = f"empire_ops_mtest_{secrets.token_hex(4)}"
-    report = ScratchReport(target=target.masked, findings=[], scratch_database=name)
+    report = ScratchReport(target=target.masked, findings=[], scratch_database="")
     started = time.monotonic()
-    admin = db.connect(target.dsn, target.options, autocommit=True)
-    try:
-        try:
-            db.run_query(admin, f'create database "{name}" template template0')
-        except DatabaseError as exc:
-            raise DatabaseError(
-                f"cannot create the scratch database {name}: {exc}",
-                hint="migrate test needs CREATEDB on the target's server; run it against "
-                "the embedded PostgreSQL (unset DATABASE_URL) or a staging server",
-            ) from None
-        try:
-            scratch = DatabaseTarget(
-                dsn=db.with_dbname(target.dsn, name),
-                embedded=target.embedded,
-                options=target.options,
-                source="scratch",
-            )
-            report.findings = _prove(scratch, config, local, settings.history_schema, report)
-        finally:
-            if not keep:
-                db.run_query(admin, f'drop database if exists "{name}" with (force)')
-    finally:
-        admin.close()
+    with db.scratch_database(
+        target.dsn, target.options, prefix="empire_ops_mtest", purpose="migrate test", keep=keep
+    ) as scratch_dsn:
+        report.scratch_database = db.parse_dsn(scratch_dsn).dbname
+        scratch = DatabaseTarget(
+            dsn=scratch_dsn, embedded=target.embedded, options=target.options, source="scratch"
+        )
+        report.findings = _prove(scratch, config, local, settings.history_schema, report)
     report.seconds = time.monotonic() - started
     return report
 
