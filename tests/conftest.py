@@ -107,10 +107,12 @@ def pg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PgServer]:
 _counter = itertools.count()
 
 
-def _cloned_db(pg: PgServer, template: str, prefix: str) -> Iterator[str]:
+def _cloned_db(pg: PgServer, template: str | None, prefix: str) -> Iterator[str]:
+    """A new database on ``pg`` (cloned from ``template`` when given), dropped after."""
     name = f"{prefix}{os.getpid()}_{next(_counter)}"
+    clone = f" template {template}" if template else ""
     with pg.admin() as conn:
-        conn.execute(f"create database {name} template {template}")
+        conn.execute(f"create database {name}{clone}")
     yield pg.dsn(name)
     with pg.admin() as conn:
         conn.execute(f"drop database if exists {name} with (force)")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,21 +11,16 @@ import pytest
 from ops.migrate.errors import ExtensionUnavailable
 from ops.migrate.files import load_migrations
 from ops.migrate.runner import apply_all_to, migrate_down, migrate_up, migration_status
+from tests.conftest import _cloned_db
 
 from .conftest import history_counts, target_for
 
 pytestmark = pytest.mark.pg15
-_names = itertools.count()
 
 
 @pytest.fixture
 def pg15_db(pg15) -> Iterator[str]:  # type: ignore[no-untyped-def]
-    name = f"mig15_{next(_names)}"
-    with pg15.admin() as conn:
-        conn.execute(f"create database {name}")
-    yield pg15.dsn(name)
-    with pg15.admin() as conn:
-        conn.execute(f"drop database if exists {name} with (force)")
+    yield from _cloned_db(pg15, None, "mig15_")
 
 
 def test_shipped_schema_on_pg15_fails_clearly_on_vector(pg15_db: str) -> None:
