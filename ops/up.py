@@ -62,7 +62,7 @@ def step_database(state: UpState) -> list[Finding]:
 
 def step_migrate(state: UpState) -> list[Finding]:
     """Apply pending migrations where ``[migrate] auto_apply_in`` allows it."""
-    from ops.migrate.runner import ensure_migrated
+    from ops.migrate.apply import ensure_migrated
 
     assert state.target is not None
     return ensure_migrated(state.target, state.config)

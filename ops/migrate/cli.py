@@ -57,7 +57,7 @@ def status(
     ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help="Print JSON.")
 ) -> None:
     """Show applied, pending, out-of-order, missing-locally and edited (checksum) migrations."""
-    from ops.migrate.runner import migration_status
+    from ops.migrate.status import migration_status
 
     target = _target(ctx, as_json=as_json)
     report = migration_status(target, state(ctx).config)
@@ -77,7 +77,7 @@ def up(
     ),
 ) -> None:
     """Apply pending migrations, each file with its history rows (exit 5 when locked)."""
-    from ops.migrate.runner import migrate_up
+    from ops.migrate.apply import migrate_up
 
     target = _target(ctx)
     result = migrate_up(target, state(ctx).config, to=to, dry_run=dry_run, include_all=include_all)
@@ -92,7 +92,7 @@ def down(
     dry_run: bool = typer.Option(False, "--dry-run", help="Show what would run; change nothing."),
 ) -> None:
     """Revert migrations newer than --to, newest first; refuses up-only files."""
-    from ops.migrate.runner import migrate_down
+    from ops.migrate.revert import migrate_down
 
     target = _target(ctx)
     result = migrate_down(target, state(ctx).config, to=to, confirmed=yes, dry_run=dry_run)
@@ -110,8 +110,8 @@ def new(
     ),
 ) -> None:
     """Create an empty migration file <timestamp>_<name>.sql with up and down sections."""
+    from ops.migrate.common import RunnerSettings
     from ops.migrate.files import create_migration
-    from ops.migrate.runner import RunnerSettings
 
     extra = RunnerSettings.from_config(state(ctx).config).dirs[1:]
     path = create_migration(name, directory or (extra[0] if extra else None))
@@ -123,7 +123,7 @@ def verify(
     ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help="Print JSON.")
 ) -> None:
     """Lint the migration files; check applied checksums and concurrently built indexes."""
-    from ops.migrate.runner import verify_migrations
+    from ops.migrate.verify import verify_migrations
 
     target = _target(ctx, as_json=as_json)
     _render_report(verify_migrations(target, state(ctx).config), as_json)

@@ -439,11 +439,13 @@ def run_check(
 
 def _pending(conn: Any, config: Config | None) -> list[Finding]:
     """The runner's status findings that are not ``ok`` (SCHEMA_PENDING_MIGRATIONS…)."""
-    from ops.migrate import history, runner
+    from ops.migrate import history
+    from ops.migrate.common import RunnerSettings, migrations_for
+    from ops.migrate.status import build_status
 
-    settings = runner.RunnerSettings.from_config(config)
+    settings = RunnerSettings.from_config(config)
     try:
-        local = runner.migrations_for(config)
+        local = migrations_for(config)
         applied = history.read_applied(conn, settings.history_schema)
         failed = history.read_failed(conn, settings.history_schema)
     except OpsError as exc:
@@ -455,7 +457,7 @@ def _pending(conn: Any, config: Config | None) -> list[Finding]:
                 runbook=_rb("SCHEMA_PENDING_MIGRATIONS"),
             )
         ]
-    report = runner.build_status("", local, applied, failed)
+    report = build_status("", local, applied, failed)
     return [f for f in report.findings if f.severity > F.Severity.OK]
 
 

@@ -376,7 +376,7 @@ def _auto_apply(config: Config | None) -> bool:
 def _apply_migrations(
     action: HealAction, target: DatabaseTarget, config: Config | None, conn: Any
 ) -> None:
-    from ops.migrate.runner import migrate_up
+    from ops.migrate.apply import migrate_up
 
     try:
         result = migrate_up(target, config, actor=ACTOR)

@@ -160,7 +160,7 @@ def snapshot_dsn(
     scratch database cannot be created.
     """
     if apply is None:
-        from ops.migrate.runner import apply_all_to
+        from ops.migrate.apply import apply_all_to
 
         apply = apply_all_to
     with db.scratch_database(

@@ -19,9 +19,11 @@ from ops import db
 from ops import findings as F
 from ops.errors import MigrationError
 from ops.findings import Finding
+from ops.migrate.apply import migrate_up
+from ops.migrate.common import resolve_migrations
 from ops.migrate.files import Migration
 from ops.migrate.report import FindingsReport
-from ops.migrate.runner import migrate_down, migrate_up, resolve_migrations
+from ops.migrate.revert import migrate_down
 from ops.target import DatabaseTarget
 
 if TYPE_CHECKING:

@@ -158,7 +158,7 @@ def test_realtime_membership_is_restored(conn: Any) -> None:
 def test_pending_migrations_are_applied_where_auto_apply_allows(
     migrated_db: str, tmp_path: Any
 ) -> None:
-    from ops.migrate.runner import migrate_down
+    from ops.migrate.revert import migrate_down
 
     target = DatabaseTarget(migrated_db, False, db.ConnectOptions(), "test")
     config = load_config(None, "dev")

@@ -8,9 +8,11 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from ops.migrate.apply import apply_all_to, migrate_up
 from ops.migrate.errors import ExtensionUnavailable
 from ops.migrate.files import load_migrations
-from ops.migrate.runner import apply_all_to, migrate_down, migrate_up, migration_status
+from ops.migrate.revert import migrate_down
+from ops.migrate.status import migration_status
 from tests.conftest import _cloned_db
 
 from .conftest import history_counts, target_for

@@ -10,10 +10,13 @@ import pytest
 
 from ops.errors import UsageError
 from ops.migrate import history
+from ops.migrate.apply import migrate_up
 from ops.migrate.errors import DownRefused, MigrationFailed, OutOfOrder
 from ops.migrate.files import load_migrations
-from ops.migrate.runner import migrate_down, migrate_up, migration_status, verify_migrations
+from ops.migrate.revert import migrate_down
 from ops.migrate.scratch import read_catalog_lines
+from ops.migrate.status import migration_status
+from ops.migrate.verify import verify_migrations
 
 from .conftest import history_counts, target_for
 
@@ -227,7 +230,7 @@ def test_read_applied_without_tables_is_empty(fresh_db: str) -> None:
 def test_ensure_migrated_follows_auto_apply_in(fresh_db: str) -> None:
     from ops import db
     from ops.config import load_config
-    from ops.migrate.runner import ensure_migrated
+    from ops.migrate.apply import ensure_migrated
 
     target = target_for(fresh_db)
     prod = ensure_migrated(target, load_config(None, "prod"))
