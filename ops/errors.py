@@ -15,9 +15,23 @@ code  meaning
 5     busy: another run holds the lock
 10    internal error (a bug: please report it with ``--debug`` output)
 ====  =====================================================================
+
+Faults of the machine rather than of empire-ops have their code too, never 10:
+a path that cannot be written or read (read-only file system, permission
+denied, a file where a folder must be, a folder where a file must be, a name
+too long) is 2, because the user fixes it by choosing or repairing the path; a
+full disk or exhausted quota is 1, an operation that failed; an environment
+too large to start a program with is 2. The sites that write files raise
+:class:`PathNotUsable` or :class:`DiskFull` themselves (see
+:func:`storage_error`); the CLI handler maps any OSError of these kinds that
+still escapes the same way, as a safety net.
 """
 
 from __future__ import annotations
+
+import errno as _errno
+import os
+from pathlib import Path
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -110,3 +124,113 @@ class AlertError(OpsError):
     """An alert could not be rendered or delivered."""
 
     exit_code = EXIT_FAILED
+
+
+class StorageError(OpsError, OSError):
+    """A file or folder empire-ops needs could not be written or read.
+
+    It is also an OSError (with ``errno`` and ``filename``), so code that
+    treats a failed write as best-effort (``except OSError``) keeps working.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        hint: str | None = None,
+        errno: int | None = None,
+        filename: str | None = None,
+    ) -> None:
+        OpsError.__init__(self, message, hint=hint)
+        self.errno = errno
+        self.filename = filename
+
+
+class PathNotUsable(StorageError):
+    """A path is read-only, not permitted, not a folder, a folder, or too long."""
+
+    exit_code = EXIT_USAGE
+
+
+class DiskFull(StorageError):
+    """The disk (or the quota) holding a path is full."""
+
+    exit_code = EXIT_FAILED
+
+
+class EnvironmentTooLarge(UsageError):
+    """The environment and arguments are too large to start a program with (E2BIG)."""
+
+
+_NOT_USABLE = {
+    _errno.EROFS: "the file system is read-only",
+    _errno.EACCES: "permission denied",
+    _errno.EPERM: "the operation is not permitted",
+    _errno.ENOTDIR: "a part of the path is a file, not a folder",
+    _errno.EISDIR: "it is a folder, not a file",
+    _errno.ENAMETOOLONG: "the name is too long for the file system",
+    _errno.ENOENT: "a folder on the way does not exist",
+    _errno.ELOOP: "the path has a symbolic-link loop",
+}
+_FULL = {_errno.ENOSPC: "the disk is full", _errno.EDQUOT: "the disk quota is exhausted"}
+
+
+def storage_error(
+    exc: OSError, action: str, path: os.PathLike[str] | str | None = None
+) -> OpsError | None:
+    """The OpsError for ``exc`` (an OSError met while doing ``action`` on ``path``), or None.
+
+    ``action`` is a verb phrase such as "write" or "create the state folder".
+    Returns None for an errno that is not a fault of the machine's paths or
+    space (then the caller lets it propagate as the bug it is).
+    """
+    where = path if path is not None else exc.filename
+    target = f" {where}" if where else ""
+    folder = _nearest_existing(Path(where)) if where else None
+    if exc.errno in _NOT_USABLE:
+        reason = _NOT_USABLE[exc.errno]
+        hint = "choose a writable path"
+        if exc.errno in (_errno.EACCES, _errno.EPERM) and folder:
+            hint = f"make {folder} writable for this user, or choose another path"
+        elif exc.errno == _errno.EROFS:
+            hint = (
+                "choose a path on a writable file system (for the state folder: project.state_dir)"
+            )
+        elif exc.errno == _errno.ENOTDIR:
+            hint = "a file stands where a folder is expected; move it, or choose another path"
+        elif exc.errno == _errno.EISDIR:
+            hint = "give a file name, not a folder"
+        elif exc.errno == _errno.ENAMETOOLONG:
+            hint = "choose a shorter name or path"
+        elif exc.errno == _errno.ENOENT:
+            hint = "create the folder, or choose an existing path"
+        return PathNotUsable(
+            f"cannot {action}{target}: {reason}",
+            hint=hint,
+            errno=exc.errno,
+            filename=str(where) if where else None,
+        )
+    if exc.errno in _FULL:
+        return DiskFull(
+            f"cannot {action}{target}: {_FULL[exc.errno]}",
+            hint="free some space on that disk and rerun; nothing was half-written",
+            errno=exc.errno,
+            filename=str(where) if where else None,
+        )
+    if exc.errno == _errno.E2BIG:
+        return EnvironmentTooLarge(
+            f"cannot {action}{target}: the environment and arguments are too large "
+            "for the operating system",
+            hint="pass fewer or smaller values (for `run`: --only NAMES), or unset large variables",
+        )
+    return None
+
+
+def _nearest_existing(path: Path) -> Path | None:
+    for candidate in [path, *path.parents]:
+        try:
+            if candidate.is_dir():
+                return candidate
+        except OSError:
+            return None
+    return None

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from ops.errors import DiskFull
 from ops.fsutil import atomic_write_bytes, atomic_write_text
 
 
@@ -31,7 +32,9 @@ def test_a_failed_write_keeps_the_old_file(tmp_path: Path, monkeypatch: pytest.M
 
     # The disk fills up while the new content is being flushed.
     monkeypatch.setattr(os, "fsync", full)
-    with pytest.raises(OSError, match="No space left"):
+    with pytest.raises(DiskFull) as info:
         atomic_write_text(target, "new")
+    assert info.value.exit_code == 1 and isinstance(info.value, OSError)
+    assert str(target) in info.value.message and "disk is full" in info.value.message
     assert target.read_text() == "old"
     assert os.listdir(tmp_path) == ["state.json"]
