@@ -54,11 +54,13 @@ def run_command(
 ) -> None:
     """Run preflight, then CMD with the merged secrets in its environment (exit = CMD's)."""
     from ops.findings import render_table
-    from ops.secrets.runner import run_with_secrets
+    from ops.secrets.runner import parse_only, require_command, run_with_secrets
 
+    # Both are usage errors that need no config: refuse before loading anything.
+    require_command(command or [])
+    names = parse_only(only)
     use_env(ctx, env)
     configure_logging_from(ctx)
-    names = [n.strip() for n in only.split(",") if n.strip()] if only else None
     outcome = run_with_secrets(state(ctx).config, command or [], only=names, offline=offline)
     if not outcome.started:
         echo(f"run: refusing to start; preflight ({outcome.report.env}) found gaps:", err=True)

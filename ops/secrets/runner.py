@@ -6,20 +6,31 @@ may not overwrite a reserved name (PATH, HOME, ...) unless
 code (LD_PRELOAD, DYLD_*, PYTHONPATH, ...) are refused outright. SIGINT,
 SIGTERM, SIGHUP and SIGQUIT are forwarded to the child, and its exit code is
 returned (128 + signal when a signal killed it).
+
+On Linux the child is started with ``PR_SET_PDEATHSIG = SIGKILL``: when
+empire-ops itself is killed with a signal it cannot catch (SIGKILL, the OOM
+killer), the kernel ends the child too instead of leaving it orphaned. We keep
+a parent (rather than ``exec``) because ``run`` forwards signals, logs, and
+reports the child's exit code as 128+N when a signal killed it; see
+docs/architecture.md ("run and its child").
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import errno
 import logging
 import os
 import signal
 import subprocess
-from collections.abc import Mapping, Sequence
+import sys
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import FrameType
 from typing import TYPE_CHECKING
 
-from ops.errors import UsageError
+from ops.errors import EnvironmentTooLarge, UsageError
 from ops.secrets.errors import UnsafeEnvironment
 from ops.secrets.model import SecretSet
 
@@ -46,6 +57,9 @@ DANGEROUS = frozenset(
 )  # fmt: skip
 DANGEROUS_PREFIXES = ("LD_", "DYLD_")
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+# Linux's limit on one "NAME=value" string of argv or the environment (MAX_ARG_STRLEN).
+MAX_ARG_STRLEN = 32 * 4096
 
 
 def is_dangerous(name: str) -> bool:
@@ -105,13 +119,90 @@ def child_environment(
     return result
 
 
+def parse_only(only: str | None) -> list[str] | None:
+    """The names of ``--only A,B``; None when the option was not given.
+
+    Raises UsageError for an empty list or an empty name (``--only ''``,
+    ``--only A,,B``): injecting nothing by accident would start the app bare.
+    """
+    if only is None:
+        return None
+    names = [n.strip() for n in only.split(",")]
+    if not any(names) or not all(names):
+        raise UsageError(
+            f"--only {only!r} holds an empty name",
+            hint="give the secrets to inject as NAME,NAME... or leave --only out to inject all",
+        )
+    return names
+
+
+def require_command(argv: Sequence[str]) -> None:
+    """UsageError (exit 2) when ``argv`` is empty; checked before anything is loaded."""
+    if not argv:
+        raise UsageError("run needs a command to start", hint="use: empire-ops run -- CMD ARGS...")
+
+
+def _pdeathsig_setter() -> Callable[[], None] | None:
+    """A ``preexec_fn`` that asks Linux to SIGKILL the child when this process dies.
+
+    Built before the fork (no import or symbol lookup happens in the child).
+    None where prctl does not exist (not Linux): the child then outlives a
+    SIGKILLed parent, as with any supervisor that is killed.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+        prctl = libc.prctl
+    except (OSError, AttributeError):
+        return None
+    parent = os.getpid()
+
+    def set_pdeathsig() -> None:
+        prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+        # The parent may have died between fork and prctl: then nobody will signal us.
+        if os.getppid() != parent:
+            os._exit(128 + int(signal.SIGKILL))
+
+    return set_pdeathsig
+
+
+def _start_error(argv: Sequence[str], env: Mapping[str, str], exc: OSError) -> UsageError:
+    """The UsageError (exit 2) for a command that could not be started, with the fix.
+
+    E2BIG is EnvironmentTooLarge, naming the variables over the per-variable
+    limit or the largest one, by name and size only.
+    """
+    if exc.errno == errno.E2BIG:
+        sizes = {name: len(name) + len(value) + 2 for name, value in env.items()}
+        total = sum(sizes.values()) + sum(len(a) + 1 for a in argv)
+        largest = max(sizes, key=lambda n: sizes[n], default="")
+        over = [n for n, size in sizes.items() if size > MAX_ARG_STRLEN]
+        what = (
+            f"{', '.join(sorted(over))} exceed{'s' if len(over) == 1 else ''} the "
+            f"{MAX_ARG_STRLEN // 1024} KiB limit on one variable"
+            if over
+            else f"{total // 1024} KiB in all, the largest being {largest} "
+            f"({sizes.get(largest, 0) // 1024} KiB)"
+        )
+        return EnvironmentTooLarge(
+            f"cannot start {argv[0]!r}: its environment is too large for the system (E2BIG): "
+            + what,
+            hint="inject fewer secrets with --only NAME,..., or keep large values (certificates, "
+            "key files) in a file and put its path in the secret",
+        )
+    reason = exc.strerror or type(exc).__name__
+    return UsageError(f"cannot start {argv[0]!r}: {reason}", hint="check the command and PATH")
+
+
 def spawn(argv: Sequence[str], env: Mapping[str, str]) -> int:
     """Run ``argv`` with ``env``, forwarding signals; return its exit code (128+N if killed).
 
-    Raises UsageError when the command cannot be started.
+    On Linux the child is killed (SIGKILL) if this process dies first. Raises
+    UsageError when the command is empty or cannot be started (not found, not
+    executable, or an environment too large to exec).
     """
-    if not argv:
-        raise UsageError("no command given", hint="use: empire-ops run -- CMD ARGS...")
+    require_command(argv)
     # Handlers go in before the child starts: a signal that arrives in between is
     # held and delivered once the child exists, instead of killing us alone.
     started: list[subprocess.Popen[bytes]] = []
@@ -123,14 +214,13 @@ def spawn(argv: Sequence[str], env: Mapping[str, str]) -> int:
         elif started[0].poll() is None:
             started[0].send_signal(signum)
 
+    preexec = _pdeathsig_setter()
     previous = {s: signal.signal(s, forward) for s in FORWARDED}
     try:
         try:
-            proc = subprocess.Popen(list(argv), env=dict(env))
-        except (FileNotFoundError, PermissionError) as exc:
-            raise UsageError(
-                f"cannot start {argv[0]!r}: {exc.strerror}", hint="check the command and PATH"
-            ) from None
+            proc = subprocess.Popen(list(argv), env=dict(env), preexec_fn=preexec)
+        except OSError as exc:
+            raise _start_error(argv, env, exc) from None
         started.append(proc)
         for signum in pending:
             proc.send_signal(signum)
@@ -155,10 +245,12 @@ def run_with_secrets(
 ) -> RunOutcome:
     """Preflight; on a gap return its report without starting anything; else run ``argv``.
 
-    Raises UnsafeEnvironment / UsageError (see :func:`child_environment`, :func:`spawn`).
+    An empty ``argv`` is refused before anything is loaded. Raises
+    UnsafeEnvironment / UsageError (see :func:`child_environment`, :func:`spawn`).
     """
     from ops.preflight import run_preflight
 
+    require_command(argv)
     report = run_preflight(config, offline=offline)
     if report.exit_code or report.secrets is None:
         return RunOutcome(report, report.exit_code, started=False)
@@ -168,5 +260,5 @@ def run_with_secrets(
         allow_reserved=config.get("secrets.allow_reserved"),
         only=only,
     )
-    log.info("run: starting %s with %d secrets", argv[0] if argv else "?", len(child.injected))
+    log.info("run: starting %s with %d secrets", argv[0], len(child.injected))
     return RunOutcome(report, spawn(argv, child.env), started=True)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 from ops.config import load_config
 from ops.secrets import load_secrets
-from ops.secrets.errors import SourceInvalid
+from ops.secrets.errors import SourceInvalid, SourceNotFound
 from ops.secrets.sources import source_from_url
 from ops.secrets.sources.dotenv import quote_value
 from tests.secrets.conftest import AWKWARD, write_config
@@ -105,3 +106,64 @@ def test_quote_value_is_reversible_by_python_dotenv() -> None:
     for value in AWKWARD.values():
         text = f"K={quote_value(value)}\n"
         assert dotenv_values(stream=io.StringIO(text), interpolate=False)["K"] == value
+
+
+@pytest.mark.parametrize(
+    "make, expected",
+    [
+        (lambda p: p.write_bytes(b"GOOD=1\nPASSWORD=caf\xe9-latin1\n"), r"\.env:2: not UTF-8"),
+        (lambda p: p.mkdir(), r"\.env is a folder"),
+    ],
+    ids=["latin1", "folder"],
+)
+def test_an_unreadable_env_file_is_an_error_not_an_empty_source(
+    tmp_path: Path, cli, fresh_db: str, make, expected: str
+) -> None:
+    make(tmp_path / ".env")
+    with pytest.raises(SourceInvalid, match=expected):
+        source_from_url("dotenv:.env", load_config()).fetch()
+    loaded = load_secrets(load_config())
+    assert "dotenv: invalid" in loaded.consulted and loaded.exit_code == 3
+    bad = [f for f in loaded.findings if f.code == "SECRETS_SOURCE_INVALID"]
+    assert len(bad) == 1 and "caf" not in bad[0].message
+    # The app is not booted without its secrets.
+    marker = tmp_path / "started"
+    result = cli("run", "--", "touch", str(marker), env={"DATABASE_URL": fresh_db})
+    assert result.exit_code == 3 and not marker.exists()
+    assert "SECRETS_SOURCE_INVALID" in result.stderr
+
+
+def test_a_path_through_a_file_is_an_error(tmp_path: Path) -> None:
+    (tmp_path / "notadir").write_text("x")
+    write_config(tmp_path, '[secrets.sources.dotenv]\npaths = ["notadir/.env"]\n')
+    loaded = load_secrets(load_config())
+    assert "dotenv: invalid" in loaded.consulted and loaded.exit_code == 3
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads a mode-000 file anyway")
+def test_an_env_file_without_read_permission_is_an_error(tmp_path: Path) -> None:
+    env_file(tmp_path / ".env", "A=1\n", mode=0o000)
+    with pytest.raises(SourceInvalid, match="permission denied"):
+        source_from_url("dotenv:.env", load_config()).fetch()
+
+
+def test_an_invalid_name_is_reported_by_file_and_line_without_its_value(tmp_path: Path) -> None:
+    env_file(tmp_path / ".env", "GOOD_NAME=ok-value-1\nBAD-NAME=hidden-value-42\n2FA=zz-value-9\n")
+    loaded = load_secrets(load_config())
+    assert set(loaded.secrets) >= {"GOOD_NAME"}
+    assert "BAD-NAME" not in loaded.secrets and "2FA" not in loaded.secrets
+    bad = [f for f in loaded.findings if f.code == "SECRETS_DOTENV_BAD_NAME"]
+    assert [f.subject for f in bad] == [".env:2", ".env:3"]
+    assert "'BAD-NAME' is not a valid variable name" in bad[0].message
+    assert all("hidden-value-42" not in f.message and "zz-value-9" not in f.message for f in bad)
+    assert loaded.exit_code == 0  # the other names still load: a warning
+
+
+def test_a_missing_file_holds_nothing_in_the_chain_but_not_on_its_own(tmp_path: Path) -> None:
+    loaded = load_secrets(load_config())
+    assert "dotenv: absent" in loaded.consulted and loaded.exit_code == 0
+    source = source_from_url("dotenv:nope.env", load_config())
+    assert source.fetch() == {}
+    source.must_exist = True
+    with pytest.raises(SourceNotFound, match=r"nope\.env does not exist"):
+        source.fetch()

@@ -62,6 +62,9 @@ class SecretSource(ABC):
         self.deadline: float | None = None
         # Warnings a fetch produced (dotenv file mode, duplicate keys); the loader reports them.
         self.notes: list[Finding] = []
+        # In the chain a missing .env simply holds nothing; a source named on its own
+        # (`sync --from`, `diff`) must exist, or a typo would read as "no secrets".
+        self.must_exist = False
         timeout = self.options.get("timeout")
         self.timeout = parse_duration(timeout) if timeout else DEFAULT_TIMEOUT
 

@@ -4,21 +4,28 @@ Interpolation is off by default, so a ``$`` in a password survives. Quoted
 multi-line values, ``export`` prefixes, a UTF-8 BOM and CRLF line ends are
 accepted. The first file listed wins over later ones; inside a file the last
 duplicate wins (as python-dotenv does), with a warning naming both lines. A
-line that does not parse is an error naming the file and line.
+line that does not parse, and a file that exists but cannot be read as UTF-8
+text (a folder, no permission, another encoding), is an error (SourceInvalid)
+naming the file and line: never a fall-through that boots without its secrets.
+A name that is not a valid variable name (``BAD-NAME``) is reported by
+file:line and ignored.
 """
 
 from __future__ import annotations
 
 import io
 import os
+import re
 import stat
 from pathlib import Path
 
 from ops import findings as F
 from ops.fsutil import atomic_write_text
-from ops.secrets.errors import SourceInvalid, SourceNotFound, SourceUnavailable
+from ops.secrets.errors import SourceInvalid, SourceNotFound
 from ops.secrets.sources.base import RawSecrets, SecretSource
 
+# A name a process environment can carry and a shell can export (POSIX).
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 
@@ -59,7 +66,11 @@ def parse_dotenv_text(
 
 
 class DotenvSource(SecretSource):
-    """Reads (and for ``sync``, writes) ``.env`` files; a missing file holds nothing."""
+    """Reads (and for ``sync``, writes) ``.env`` files; a missing file holds nothing.
+
+    With ``must_exist`` (a source used on its own, e.g. ``sync --from``), no
+    file existing at all is SourceNotFound.
+    """
 
     type = "dotenv"
     writable = True
@@ -77,15 +88,10 @@ class DotenvSource(SecretSource):
         interpolate = bool(self.options.get("interpolate", False))
         result: RawSecrets = {}
         for path in self.paths:
-            try:
-                text = path.read_text(encoding="utf-8-sig")
-                mode = path.stat().st_mode
-            except FileNotFoundError:
+            text = self._read(path)
+            if text is None:
                 continue
-            except (OSError, UnicodeDecodeError) as exc:
-                raise SourceUnavailable(
-                    f"cannot read {path}: {type(exc).__name__}", source=self.name
-                ) from None
+            mode = path.stat().st_mode
             if mode & (stat.S_IRWXG | stat.S_IRWXO):
                 self.notes.append(
                     F.warning(
@@ -108,8 +114,63 @@ class DotenvSource(SecretSource):
                     )
                 )
             for name, (value, line) in found.items():
+                if not ENV_NAME.fullmatch(name):
+                    self.notes.append(
+                        F.warning(
+                            "SECRETS_DOTENV_BAD_NAME",
+                            f"{path.name}:{line}",
+                            f"{path}:{line}: {name!r} is not a valid variable name (letters, "
+                            "digits and _, not starting with a digit); it is ignored. "
+                            "Rename it, e.g. BAD-NAME -> BAD_NAME.",
+                            runbook="runbooks/SECRETS_DOTENV_BAD_NAME.md",
+                        )
+                    )
+                    continue
                 result.setdefault(name, (value, f"{path.name}:{line}"))
+        if self.must_exist and not any(p.exists() for p in self.paths):
+            raise SourceNotFound(
+                f"{self.describe()} does not exist",
+                source=self.name,
+                hint="check the path (relative paths are read from the folder of empire-ops.toml)",
+            )
         return result
+
+    def _read(self, path: Path) -> str | None:
+        """The text of ``path``; None when it does not exist.
+
+        Raises SourceInvalid when it exists but cannot be read as UTF-8 text (a
+        folder, no permission, another encoding): booting without the secrets
+        it holds would be worse than stopping.
+        """
+        try:
+            return path.read_text(encoding="utf-8-sig")
+        except FileNotFoundError:
+            return None
+        except UnicodeDecodeError as exc:
+            line = path.read_bytes()[: exc.start].count(b"\n") + 1
+            raise SourceInvalid(
+                f"{path}:{line}: not UTF-8 text (byte {exc.start})",
+                source=self.name,
+                hint=f"save {path.name} as UTF-8, e.g. iconv -f latin1 -t utf-8",
+            ) from None
+        except IsADirectoryError:
+            raise SourceInvalid(
+                f"{path} is a folder, not a .env file",
+                source=self.name,
+                hint="point [secrets.sources.dotenv] paths at a file",
+            ) from None
+        except PermissionError:
+            raise SourceInvalid(
+                f"{path} cannot be read: permission denied",
+                source=self.name,
+                hint=f"run empire-ops as the file's owner, or: chmod 600 {path}",
+            ) from None
+        except OSError as exc:
+            raise SourceInvalid(
+                f"{path} cannot be read: {exc.strerror or type(exc).__name__}",
+                source=self.name,
+                hint="check the path in [secrets.sources.dotenv] paths",
+            ) from None
 
     # -- writing (secrets sync / restore-snapshot destinations) --------------------------
     def _target(self) -> Path:
