@@ -35,6 +35,14 @@ app = typer.Typer(
 )
 
 
+def _log_format(value: str | None) -> str | None:
+    from ops.logs import LOG_FORMATS
+
+    if value is not None and value not in LOG_FORMATS:
+        raise typer.BadParameter(f"{value!r} is not one of {', '.join(LOG_FORMATS)}")
+    return value
+
+
 @app.callback()
 def _global(
     ctx: typer.Context,
@@ -42,14 +50,21 @@ def _global(
         None,
         "--config",
         "-c",
-        help="Config file (default: $EMPIRE_OPS_CONFIG or ./empire-ops.toml).",
+        help="Config file (default: $EMPIRE_OPS_CONFIG, else the nearest empire-ops.toml "
+        "in this folder or a parent; its folder is the project root).",
     ),
     env: str = typer.Option(
         None, "--env", "-e", help="Environment overlay: dev, test, staging, prod ($EMPIRE_ENV)."
     ),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks and debug logs."),
     log_format: str = typer.Option(
-        None, "--log-format", help="Log lines as text, plain or json (default: config)."
+        None,
+        "--log-format",
+        envvar="EMPIRE_OPS_LOG_FORMAT",
+        metavar="text|plain|json|auto",
+        callback=_log_format,
+        help="Log lines: text (terminal), plain (timestamped, for cron), json, or auto "
+        "(text on a terminal, else plain). Default: [logging] format.",
     ),
 ) -> None:
     """Secrets-first ops and resilience control plane for a Supabase/PostgreSQL database."""
@@ -58,7 +73,7 @@ def _global(
     ctx.obj = AppState(config_path=config, env=env, debug=debug, log_format=log_format)
     setup_logging(
         "debug" if debug else os.environ.get("EMPIRE_OPS_LOG_LEVEL", "info"),
-        log_format or os.environ.get("EMPIRE_OPS_LOG_FORMAT", "auto"),
+        log_format or "auto",
     )
 
 
@@ -82,14 +97,11 @@ def config_show(
     ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help="Print JSON.")
 ) -> None:
     """Print the effective configuration for the selected environment."""
-    from ops.config import render_toml
-
     cfg = state(ctx).config
     if as_json:
         echo_json(cfg.to_dict())
     else:
-        echo(f"# environment: {cfg.env}; file: {cfg.path or 'built-in defaults'}")
-        echo(render_toml(cfg.data))
+        echo(cfg.to_toml().rstrip("\n"))
 
 
 # -- db -------------------------------------------------------------------------------

@@ -1,9 +1,14 @@
 """Load and validate ``empire-ops.toml``.
 
-The file is found via ``--config``, ``EMPIRE_OPS_CONFIG`` or ``./empire-ops.toml``;
-without one, built-in defaults use the embedded PostgreSQL and a local state
-folder. Named environments (``[env.dev]``, ``[env.prod]``…) overlay the base and
-are chosen by ``--env`` / ``EMPIRE_ENV`` (default ``dev``).
+The file is ``--config``, else ``$EMPIRE_OPS_CONFIG``, else the nearest
+``empire-ops.toml`` found walking up from the working folder (as git finds
+``.git``). Its folder is the *project root*: the state folder, the default
+``.env`` and every relative path in the config resolve against it, so a command
+run from a subfolder uses the project's ``.empire`` and ``.env``, never a second
+cluster of its own. Without a file, the working folder is the root and built-in
+defaults use the embedded PostgreSQL. Named environments (``[env.dev]``,
+``[env.prod]``…) overlay the base and are chosen by ``--env`` / ``EMPIRE_ENV``
+(default ``dev``).
 
 Config never holds secret values: it *names* secrets, which the secrets loader
 resolves. Validation reports every problem at once, each with its dotted path.
@@ -22,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from ops.errors import ConfigError
+from ops.logs import LOG_FORMATS
 
 CONFIG_ENV_VAR = "EMPIRE_OPS_CONFIG"
 ENV_ENV_VAR = "EMPIRE_ENV"
@@ -44,47 +50,64 @@ def parse_duration(text: str) -> float:
     return sum(float(n) * _UNIT_SECONDS[u] for n, u in _DURATION_PART.findall(text))
 
 
+# Where a cron expression's fields sit in APScheduler's CronTrigger, with a label.
 _CRON_FIELDS = (
-    ("minute", 0, 59),
-    ("hour", 0, 23),
-    ("day of month", 1, 31),
-    ("month", 1, 12),
-    ("day of week", 0, 7),
+    ("minute", "minute"),
+    ("hour", "hour"),
+    ("day", "day of month"),
+    ("month", "month"),
+    ("day_of_week", "day of week"),
 )
-_MONTHS = ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"]
-_WEEKDAYS = ["sun", "mon", "tue", "wed", "thu", "fri", "sat"]
-_CRON_NAMES = {m: i + 1 for i, m in enumerate(_MONTHS)} | {d: i for i, d in enumerate(_WEEKDAYS)}
+_LEADING_ZEROS = re.compile(r"\b0+(?=\d)")
 
 
-def parse_cron(text: str) -> list[str]:
-    """Check a five-field crontab expression; return its fields or raise ValueError.
+def check_cron(text: str) -> str:
+    """Check a five-field crontab expression as the scheduler will run it; return it.
 
-    Accepts ``*``, numbers, ranges ``a-b``, steps ``*/n`` / ``a-b/n``, lists and
-    month/weekday names, as cron and APScheduler's ``CronTrigger.from_crontab`` do.
+    The grammar is APScheduler's (``CronTrigger.from_crontab``), the library
+    that runs the schedule, so there is one grammar. The day of week must be
+    ``*`` or weekday names (``sun``, ``mon-fri``, ``sat,sun``): APScheduler 3
+    counts ``0`` as Monday where cron counts it as Sunday, so a number there
+    would not mean what a crontab reader expects. Parts APScheduler would
+    silently ignore (``mon-fri/2``, ``mon#2``) are refused too.
+    Raises ValueError saying what to write instead.
     """
     parts = text.split() if isinstance(text, str) else []
     if len(parts) != 5:
-        raise ValueError(f"{text!r} is not a cron expression (need 5 fields: m h dom mon dow)")
-    for part, (name, lo, hi) in zip(parts, _CRON_FIELDS, strict=True):
-        for item in part.split(","):
-            rng, _, step = item.partition("/")
-            if step and not step.isdigit():
-                raise ValueError(f"cron {name} step {step!r} is not a number in {text!r}")
-            if rng == "*":
-                continue
-            bounds = rng.split("-")
-            if len(bounds) > 2:
-                raise ValueError(f"cron {name} {item!r} is not a value or range in {text!r}")
-            for b in bounds:
-                value = _CRON_NAMES.get(b.lower()) if not b.isdigit() else int(b)
-                if value is None or not lo <= value <= hi:
-                    raise ValueError(f"cron {name} {b!r} is outside {lo}-{hi} in {text!r}")
-    return parts
+        raise ValueError(
+            f"{text!r} is not a cron expression (need 5 fields: "
+            "minute hour day-of-month month day-of-week)"
+        )
+    if any(ch.isdigit() for ch in parts[4]):
+        raise ValueError(
+            f"cron day of week {parts[4]!r}: write weekday names (sun, mon-fri, sat,sun), "
+            "not numbers: the scheduler counts 0 as Monday, cron as Sunday"
+        )
+    from apscheduler.triggers.cron import CronTrigger
+
+    try:
+        trigger = CronTrigger.from_crontab(text, timezone="UTC")
+    except ValueError as exc:
+        raise ValueError(f"{text!r} is not a cron expression: {exc}") from None
+    # APScheduler matches name expressions by prefix; compare what it read with
+    # what was written, so nothing written is dropped without a word.
+    for (name, label), part in zip(_CRON_FIELDS, parts, strict=True):
+        read = str(trigger.fields[CronTrigger.FIELD_NAMES.index(name)])
+        if read != _LEADING_ZEROS.sub("", part.lower()):
+            raise ValueError(
+                f"cron {label} {part!r} would run as {read!r}: the scheduler ignores the rest; "
+                f"write {read!r} or a plain value, range, list or */step"
+            )
+    return text
 
 
 @dataclass(frozen=True)
 class Field:
-    """One setting: its type, default and optional extra check (raises ValueError)."""
+    """One setting: its type, default and optional extra check (raises ValueError).
+
+    A default of None means "unset": the key is absent from the effective
+    settings until the file sets it (TOML has no null).
+    """
 
     type: type | tuple[type, ...]
     default: Any
@@ -94,12 +117,33 @@ class Field:
 
 
 @dataclass(frozen=True)
+class Variants:
+    """Items of an open table whose options depend on one of their values.
+
+    ``[secrets.sources.<name>]`` is one: its ``type`` picks the table of options
+    that type declares. When ``key`` is unset, the item's own name is the type
+    (``[secrets.sources.vault]``).
+    """
+
+    key: str
+    tables: Mapping[str, Table]
+    noun: str = "item"
+
+
+@dataclass(frozen=True)
 class Table:
-    """A table of known fields; ``open_items`` makes it a map of name -> ``item`` tables."""
+    """A table of known fields; with ``item``, also a map of name -> ``item`` tables.
+
+    ``key_check`` checks the names of those items (raises ValueError).
+    ``check(data, root)`` looks across the validated table, given the project
+    root, and returns problems as ``"key: message"``.
+    """
 
     fields: Mapping[str, Field | Table] = field(default_factory=dict)
-    item: Table | None = None
+    item: Table | Variants | None = None
     doc: str = ""
+    key_check: Callable[[str], Any] | None = None
+    check: Callable[[dict[str, Any], Path], list[str]] | None = None
 
 
 def _is_duration(v: Any) -> Any:
@@ -107,12 +151,26 @@ def _is_duration(v: Any) -> Any:
 
 
 def _is_cron(v: Any) -> Any:
-    return parse_cron(v)
+    return check_cron(v)
 
 
 def _is_secret_name(v: Any) -> Any:
     if not re.fullmatch(r"[A-Z_][A-Z0-9_]*", v):
-        raise ValueError(f"{v!r} is not a secret name (use UPPER_SNAKE_CASE)")
+        upper = v.upper()
+        fix = f": {upper!r}" if re.fullmatch(r"[A-Z_][A-Z0-9_]*", upper) else ""
+        raise ValueError(f"{v!r} is not a secret name (use UPPER_SNAKE_CASE{fix})")
+    return v
+
+
+def _is_port(v: Any) -> Any:
+    if not 0 <= v <= 65535:
+        raise ValueError(f"{v} is not a TCP port (use 1-65535, or 0 to pick a free one)")
+    return v
+
+
+def _is_count(v: Any) -> Any:
+    if v < 0:
+        raise ValueError(f"{v} is negative (use 0 or more)")
     return v
 
 
@@ -121,7 +179,11 @@ SCHEMA: dict[str, Table] = {
     "project": Table(
         {
             "name": Field(str, "findawise-empire", "a label shown in reports and e-mails"),
-            "state_dir": Field(str, ".empire", "where local state lives (embedded pgdata, caches)"),
+            "state_dir": Field(
+                str,
+                ".empire",
+                "where local state lives (embedded pgdata, caches); relative to the project root",
+            ),
         }
     ),
     "database": Table(
@@ -140,7 +202,9 @@ SCHEMA: dict[str, Table] = {
                 str, "10s", "how long to wait for an advisory lock", _is_duration
             ),
             "application_name": Field(str, "empire-ops", "shown in pg_stat_activity"),
-            "min_server_version": Field(int, 15, "oldest PostgreSQL major accepted"),
+            "min_server_version": Field(
+                int, 15, "oldest PostgreSQL major accepted", check=_is_count
+            ),
             "required_extensions": Field(
                 list, ["vector"], "extensions that must be installable or installed"
             ),
@@ -149,7 +213,9 @@ SCHEMA: dict[str, Table] = {
     "embedded": Table(
         {
             "enabled": Field(bool, True, "use the embedded PostgreSQL when no DSN is configured"),
-            "port": Field(int, 0, "TCP port on 127.0.0.1; 0 picks a free one and keeps it"),
+            "port": Field(
+                int, 0, "TCP port on 127.0.0.1; 0 picks a free one and keeps it", _is_port
+            ),
             "database": Field(str, "empire", "database created in the embedded cluster"),
             "os_user": Field(str, "", "OS user to run it as when empire-ops runs as root"),
         }
@@ -158,7 +224,7 @@ SCHEMA: dict[str, Table] = {
         {
             "level": Field(str, "info", "", choices=("debug", "info", "warning", "error")),
             "format": Field(
-                str, "auto", "auto = text on a terminal", choices=("auto", "text", "json")
+                str, "auto", "auto = text on a terminal, plain otherwise", choices=LOG_FORMATS
             ),
             "file": Field(str, "", "also append log lines to this file"),
         }
@@ -172,32 +238,24 @@ def register_section(name: str, table: Table) -> None:
 
 
 # Each domain package declares its own section in a light ``settings`` module
-# (no SDK imports) exposing ``SECTION_NAME`` and ``SECTION``.
+# (no SDK imports) exposing ``SECTION_NAME`` and ``SECTION``. A new domain adds
+# its line here.
 _DOMAIN_SETTINGS = (
     "ops.secrets.settings",
     "ops.migrate.settings",
-    "ops.backup.settings",
-    "ops.alerts.settings",
-    "ops.scheduler_settings",
-    "dashboards.settings",
 )
 _domains_loaded = False
 
 
 def load_domain_sections() -> None:
-    """Register every domain's config section (once; missing domains are skipped)."""
+    """Register every domain's config section (once)."""
     global _domains_loaded
     if _domains_loaded:
         return
     import importlib
 
     for module_name in _DOMAIN_SETTINGS:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name and module_name.startswith(exc.name):
-                continue
-            raise
+        module = importlib.import_module(module_name)
         register_section(module.SECTION_NAME, module.SECTION)
     _domains_loaded = True
 
@@ -207,7 +265,7 @@ def _defaults(table: Table) -> dict[str, Any]:
     for key, spec in table.fields.items():
         if isinstance(spec, Table):
             out[key] = _defaults(spec)
-        else:
+        elif spec.default is not None:
             out[key] = copy.deepcopy(spec.default)
     return out
 
@@ -226,50 +284,112 @@ def _type_name(t: type | tuple[type, ...]) -> str:
     return names.get(t, t.__name__)
 
 
-def _validate(data: Any, table: Table, path: str, problems: list[str]) -> dict[str, Any]:
-    """Check ``data`` against ``table``; append every problem; return data with defaults."""
-    if not isinstance(data, dict):
-        problems.append(f"{path}: expected a table, got {type(data).__name__}")
-        return _defaults(table)
-    result = _defaults(table)
-    for key, value in data.items():
-        dotted = f"{path}.{key}" if path else key
-        if table.item is not None and key not in table.fields:
-            result[key] = _validate(value, table.item, dotted, problems)
-            continue
-        spec = table.fields.get(key)
-        if spec is None:
-            close = difflib.get_close_matches(key, list(table.fields), n=1)
-            hint = f" (did you mean '{close[0]}'?)" if close else ""
-            known = ", ".join(sorted(table.fields)) or "none"
-            problems.append(f"{dotted}: unknown key{hint}; known keys: {known}")
-            continue
-        if isinstance(spec, Table):
-            result[key] = _validate(value, spec, dotted, problems)
-            continue
+def _unknown_key(key: str, dotted: str, known: Mapping[str, Any]) -> str:
+    close = difflib.get_close_matches(key, list(known), n=1)
+    hint = f" (did you mean '{close[0]}'?)" if close else ""
+    return f"{dotted}: unknown key{hint}; known keys: {', '.join(sorted(known)) or 'none'}"
+
+
+@dataclass
+class _Validator:
+    """Checks data against the schema, collecting every problem with its dotted path.
+
+    ``root`` is the project root, for checks that look at the disk (migration
+    folders); ``cross`` turns the tables' cross-field checks on.
+    """
+
+    root: Path
+    problems: list[str] = field(default_factory=list)
+    cross: bool = True
+
+    def table(self, data: Any, table: Table, path: str) -> dict[str, Any]:
+        """``data`` checked against ``table``, with defaults filled in."""
+        if not isinstance(data, dict):
+            self.problems.append(f"{path}: expected a table, got {type(data).__name__}")
+            return _defaults(table)
+        result = _defaults(table)
+        for key, value in data.items():
+            dotted = f"{path}.{key}" if path else key
+            if table.item is not None and key not in table.fields:
+                result[key] = self.item(key, value, table, dotted)
+                continue
+            spec = table.fields.get(key)
+            if spec is None:
+                self.problems.append(_unknown_key(key, dotted, table.fields))
+            elif isinstance(spec, Table):
+                result[key] = self.table(value, spec, dotted)
+            elif self.value(value, spec, dotted):
+                result[key] = value
+        if self.cross and table.check is not None:
+            self.problems.extend(f"{path}.{p}" for p in table.check(result, self.root))
+        return result
+
+    def item(self, key: str, value: Any, table: Table, dotted: str) -> dict[str, Any]:
+        if table.key_check is not None:
+            try:
+                table.key_check(key)
+            except ValueError as exc:
+                self.problems.append(f"{dotted}: {exc}")
+        if isinstance(table.item, Variants):
+            return self.variant(key, value, table.item, dotted)
+        assert table.item is not None
+        return self.table(value, table.item, dotted)
+
+    def variant(self, name: str, data: Any, variants: Variants, path: str) -> dict[str, Any]:
+        """An item checked against the options its ``variants.key`` (its type) declares."""
+        if not isinstance(data, dict):
+            self.problems.append(f"{path}: expected a table, got {type(data).__name__}")
+            return {}
+        chosen = data.get(variants.key, name)
+        known = ", ".join(variants.tables)
+        if not isinstance(chosen, str) or chosen not in variants.tables:
+            if variants.key in data:
+                self.problems.append(
+                    f"{path}.{variants.key}: {chosen!r} is not a {variants.noun} type; "
+                    f"known: {known}"
+                )
+            else:
+                self.problems.append(
+                    f"{path}: {name!r} is not a {variants.noun} type, and no {variants.key} "
+                    f"is set; set {variants.key} to one of: {known}"
+                )
+            return dict(data)
+        table = variants.tables[chosen]
+        own: dict[str, Any] = {}
+        for key, value in data.items():
+            owners = [t for t, other in variants.tables.items() if key in other.fields]
+            if key not in table.fields and owners:
+                self.problems.append(
+                    f"{path}.{key}: an option of {' and '.join(owners)} {variants.noun}s, "
+                    f"not of this {chosen} {variants.noun}; {chosen} options: "
+                    f"{', '.join(sorted(table.fields))}"
+                )
+                continue
+            own[key] = value
+        return self.table(own, table, path)
+
+    def value(self, value: Any, spec: Field, dotted: str) -> bool:
+        """True when ``value`` fits ``spec``; else record why and return False."""
         # bool is an int in Python; a TOML `true` must not pass as a port.
         accepted = spec.type if isinstance(spec.type, tuple) else (spec.type,)
         wrong_bool = isinstance(value, bool) and bool not in accepted
-        expected = spec.type
-        if spec.type is float:
-            expected = (int, float)
+        expected = (int, float) if spec.type is float else spec.type
         if wrong_bool or not isinstance(value, expected):
-            problems.append(
+            self.problems.append(
                 f"{dotted}: expected {_type_name(spec.type)}, got {type(value).__name__} {value!r}"
             )
-            continue
+            return False
         if spec.choices is not None and value not in spec.choices:
             options = ", ".join(map(str, spec.choices))
-            problems.append(f"{dotted}: {value!r} is not one of {options}")
-            continue
+            self.problems.append(f"{dotted}: {value!r} is not one of {options}")
+            return False
         if spec.check is not None:
             try:
                 spec.check(value)
             except ValueError as exc:
-                problems.append(f"{dotted}: {exc}")
-                continue
-        result[key] = value
-    return result
+                self.problems.append(f"{dotted}: {exc}")
+                return False
+        return True
 
 
 def _deep_merge(base: dict[str, Any], overlay: Mapping[str, Any]) -> dict[str, Any]:
@@ -284,12 +404,19 @@ def _deep_merge(base: dict[str, Any], overlay: Mapping[str, Any]) -> dict[str, A
 
 @dataclass
 class Config:
-    """The effective configuration for one environment."""
+    """The effective configuration for one environment.
+
+    ``base_dir`` is the project root: the config file's folder, or the working
+    folder when there is no file. ``env_explicit`` is False when the
+    environment is the default (no ``--env``, no ``$EMPIRE_ENV``): commands
+    that write to a non-embedded database then ask for ``--yes``.
+    """
 
     data: dict[str, Any]
     env: str
     path: Path | None
     base_dir: Path
+    env_explicit: bool = False
 
     def get(self, dotted: str) -> Any:
         """The value at ``dotted`` (``"database.connect_timeout"``); KeyError if absent."""
@@ -304,11 +431,11 @@ class Config:
 
     @property
     def state_dir(self) -> Path:
-        path = Path(self.get("project.state_dir"))
-        return path if path.is_absolute() else self.base_dir / path
+        """``project.state_dir``, relative to the project root."""
+        return self.resolve_path(self.get("project.state_dir"))
 
     def resolve_path(self, value: str) -> Path:
-        """A path from config, relative to the config file's folder."""
+        """A path from config, relative to the project root (the config file's folder)."""
         path = Path(value).expanduser()
         return path if path.is_absolute() else self.base_dir / path
 
@@ -319,11 +446,35 @@ class Config:
             "settings": copy.deepcopy(self.data),
         }
 
+    def to_toml(self) -> str:
+        """The effective settings as TOML that ``tomllib`` reads back to ``data``.
+
+        The first line is a comment naming the environment and the file.
+        """
+        import tomli_w
+
+        where = str(self.path) if self.path else "built-in defaults"
+        # A comment ends at a newline: keep a strange file name on one line.
+        where = re.sub(r"[\x00-\x1f\x7f]", lambda m: f"\\x{ord(m.group()):02x}", where)
+        return f"# environment: {self.env}; file: {where}\n{tomli_w.dumps(self.data)}"
+
+
+def _cwd() -> Path:
+    try:
+        return Path.cwd()
+    except FileNotFoundError:
+        raise ConfigError(
+            "the working folder no longer exists",
+            hint="cd into the project folder (or any existing folder) and run it again",
+        ) from None
+
 
 def find_config_file(explicit: str | os.PathLike[str] | None) -> Path | None:
-    """The config file to use: explicit, then ``$EMPIRE_OPS_CONFIG``, then ``./empire-ops.toml``.
+    """The config file: explicit, then ``$EMPIRE_OPS_CONFIG``, then the nearest ``empire-ops.toml``.
 
-    Raises ConfigError when an explicitly named file does not exist.
+    The nearest is the first found in the working folder or one of its parents.
+    Returns None when there is none. Raises ConfigError when an explicitly
+    named file does not exist.
     """
     named = explicit or os.environ.get(CONFIG_ENV_VAR)
     if named:
@@ -335,39 +486,62 @@ def find_config_file(explicit: str | os.PathLike[str] | None) -> Path | None:
                 hint="create it from empire-ops.example.toml, or drop the option to use defaults",
             )
         return path.resolve()
-    local = Path.cwd() / DEFAULT_CONFIG_NAME
-    return local.resolve() if local.is_file() else None
+    cwd = _cwd()
+    for folder in (cwd, *cwd.parents):
+        candidate = folder / DEFAULT_CONFIG_NAME
+        try:
+            if candidate.is_file():
+                return candidate.resolve()
+        except OSError:  # a parent we may not look into ends the search
+            return None
+    return None
 
 
-def collect_problems(raw: Mapping[str, Any], env: str) -> tuple[dict[str, Any], list[str]]:
-    """Validate a parsed file for ``env``: return (effective data, every problem found)."""
+def collect_problems(
+    raw: Mapping[str, Any], env: str, base_dir: Path | None = None
+) -> tuple[dict[str, Any], list[str]]:
+    """Validate a parsed file for ``env``: return (effective data, every problem found).
+
+    ``base_dir`` is the project root that relative paths resolve against
+    (default: the working folder). Every environment overlay is checked, not
+    only the selected one.
+    """
     load_domain_sections()
-    problems: list[str] = []
+    root = base_dir or _cwd()
     raw = dict(raw)
     envs = raw.pop("env", {})
     base_table = Table(SCHEMA)
-    base = _validate(raw, base_table, "", problems)
+    check = _Validator(root)
+    base = check.table(raw, base_table, "")
     overlays: dict[str, Any] = {}
     if not isinstance(envs, dict):
-        problems.append("env: expected a table of environments like [env.prod]")
+        check.problems.append("env: expected a table of environments like [env.prod]")
         envs = {}
     for name, overlay in envs.items():
         if name not in KNOWN_ENVS:
             close = difflib.get_close_matches(name, KNOWN_ENVS, n=1)
             hint = f" (did you mean '{close[0]}'?)" if close else ""
-            problems.append(
+            check.problems.append(
                 f"env.{name}: unknown environment{hint}; known: {', '.join(KNOWN_ENVS)}"
             )
             continue
-        # Validate each overlay on its own so every environment's mistakes show,
-        # not only the selected one's.
-        _validate(overlay, base_table, f"env.{name}", problems)
+        # Each overlay's own mistakes, with its path...
+        own = _Validator(root, cross=False)
+        own.table(overlay, base_table, f"env.{name}")
+        check.problems.extend(own.problems)
         overlays[name] = overlay if isinstance(overlay, dict) else {}
+        # ...and those that only show once it is merged (a chain naming a source
+        # the base defines), reported under the overlay.
+        merged = _Validator(root)
+        merged.table(_deep_merge(raw, overlays[name]), base_table, "")
+        for problem in merged.problems:
+            scoped = f"env.{name}.{problem}"
+            if problem not in check.problems and scoped not in check.problems:
+                check.problems.append(scoped)
     effective = base
     if env in overlays:
-        merged_raw = _deep_merge(raw, overlays[env])
-        effective = _validate(merged_raw, base_table, "", [])
-    return effective, problems
+        effective = _Validator(root).table(_deep_merge(raw, overlays[env]), base_table, "")
+    return effective, check.problems
 
 
 def load_config(explicit: str | os.PathLike[str] | None = None, env: str | None = None) -> Config:
@@ -375,6 +549,7 @@ def load_config(explicit: str | os.PathLike[str] | None = None, env: str | None 
 
     Raises ConfigError listing every problem, each with its dotted path.
     """
+    env_explicit = bool(env or os.environ.get(ENV_ENV_VAR))
     env = env or os.environ.get(ENV_ENV_VAR) or DEFAULT_ENV
     if env not in KNOWN_ENVS:
         raise ConfigError(
@@ -392,7 +567,8 @@ def load_config(explicit: str | os.PathLike[str] | None = None, env: str | None 
             ) from None
         except (OSError, UnicodeDecodeError) as exc:
             raise ConfigError(f"cannot read config file {path}: {exc}") from None
-    data, problems = collect_problems(raw, env)
+    base_dir = path.parent if path else _cwd()
+    data, problems = collect_problems(raw, env, base_dir)
     if problems:
         where = path.name if path else "configuration"
         raise ConfigError(
@@ -401,33 +577,4 @@ def load_config(explicit: str | os.PathLike[str] | None = None, env: str | None 
             hint="run `empire-ops config validate` after fixing; see empire-ops.example.toml",
             problems=problems,
         )
-    base_dir = path.parent if path else Path.cwd()
-    return Config(data=data, env=env, path=path, base_dir=base_dir)
-
-
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, list):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    if isinstance(value, dict):
-        return "{ " + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + " }"
-    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def render_toml(data: Mapping[str, Any], prefix: str = "") -> str:
-    """A readable TOML rendering of the effective settings (for ``config show``)."""
-    lines: list[str] = []
-    scalars = {k: v for k, v in data.items() if not isinstance(v, dict)}
-    tables = {k: v for k, v in data.items() if isinstance(v, dict)}
-    if prefix and scalars:
-        lines.append(f"[{prefix}]")
-    for key, value in scalars.items():
-        lines.append(f"{key} = {_toml_value(value)}")
-    for key, value in tables.items():
-        if lines:
-            lines.append("")
-        lines.append(render_toml(value, f"{prefix}.{key}" if prefix else key))
-    return "\n".join(line for line in lines if line is not None).strip("\n")
+    return Config(data=data, env=env, path=path, base_dir=base_dir, env_explicit=env_explicit)

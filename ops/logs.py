@@ -111,11 +111,32 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(payload, ensure_ascii=False)
 
 
-def setup_logging(level: str = "info", fmt: str = "auto", file: str | None = None) -> None:
-    """Configure the ``ops`` logger tree: stderr (text or JSON) plus an optional file.
+# --log-format, $EMPIRE_OPS_LOG_FORMAT and [logging] format take these.
+LOG_FORMATS = ("auto", "text", "plain", "json")
 
-    Idempotent: calling again replaces the handlers it installed.
+
+class PlainFormatter(logging.Formatter):
+    """``2026-01-31T02:00:00.123Z INFO ops.secrets: message``: one line, UTC, for cron and pipes."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+        return f"{stamp}.{int(record.msecs):03d}Z"
+
+
+def setup_logging(level: str = "info", fmt: str = "auto", file: str | None = None) -> None:
+    """Configure the ``ops`` logger tree: stderr (text, plain or JSON) plus an optional file.
+
+    ``fmt`` is one of :data:`LOG_FORMATS`: ``text`` is short lines for a
+    terminal, ``plain`` timestamped lines for cron and pipes, ``json`` one
+    object per line, ``auto`` text on a terminal and plain otherwise. The file,
+    when given, gets JSON lines. Idempotent: calling again replaces the
+    handlers it installed. Raises ValueError for another format.
     """
+    if fmt not in LOG_FORMATS:
+        raise ValueError(f"log format {fmt!r} is not one of {', '.join(LOG_FORMATS)}")
     root = logging.getLogger("ops")
     for handler in list(root.handlers):
         if getattr(handler, "_empire_ops", False):
@@ -129,8 +150,8 @@ def setup_logging(level: str = "info", fmt: str = "auto", file: str | None = Non
         formatter = JsonFormatter()
     elif fmt == "text":
         formatter = logging.Formatter("%(levelname).1s %(message)s")
-    else:  # plain lines for cron and pipes
-        formatter = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    else:
+        formatter = PlainFormatter()
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     if file:
         handlers.append(logging.FileHandler(file, encoding="utf-8"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from pathlib import Path
 
 import pytest
@@ -67,3 +68,55 @@ def test_a_dsn_is_redacted_by_its_password_only() -> None:
     assert text == f"{REDACTED} | {REDACTED} | postgresql://app:****@db.example:5432/empire"
     # a DSN without a password holds no secret: its masked form stays readable
     assert redact("on postgresql://postgres@h:5/x") == "on postgresql://postgres@h:5/x"
+
+
+# A plain line: UTC timestamp with milliseconds, level, logger, message (README "Logging").
+PLAIN_LINE = re.compile(
+    r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (INFO|WARNING|ERROR) ops\.[\w.]+: \S"
+)
+
+
+def _sync_logs(run_cli, *args: str, env: dict[str, str] | None = None) -> list[str]:
+    """Stderr lines of a real `secrets sync` between two .env files (it logs at info)."""
+    Path("src.env").write_text('SUPABASE_URL="https://abcdefghijklmnop.supabase.co"\n')
+    Path("src.env").chmod(0o600)
+    Path("dst.env").unlink(missing_ok=True)
+    result = run_cli(
+        *args, "secrets", "sync", "--from", "dotenv:src.env", "--to", "dotenv:dst.env", env=env
+    )
+    assert result.exit_code == 0, result.output
+    return [line for line in result.stderr.splitlines() if line]
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "config"),
+    [
+        (("--log-format", "plain"), None, ""),
+        ((), {"EMPIRE_OPS_LOG_FORMAT": "plain"}, ""),
+        ((), None, '[logging]\nformat = "plain"\n'),
+        ((), None, ""),  # auto: stderr is a pipe here, not a terminal
+    ],
+)
+def test_plain_log_lines_through_the_cli(
+    run_cli, tmp_path: Path, args: tuple[str, ...], env: dict[str, str] | None, config: str
+) -> None:
+    if config:
+        (tmp_path / "empire-ops.toml").write_text(config)
+    lines = _sync_logs(run_cli, *args, env=env)
+    assert lines, "the sync logged nothing"
+    for line in lines:
+        assert PLAIN_LINE.match(line), line
+    assert any(" INFO ops.secrets." in line for line in lines)
+
+
+def test_the_flag_wins_over_the_environment_and_the_config(run_cli, tmp_path: Path) -> None:
+    (tmp_path / "empire-ops.toml").write_text('[logging]\nformat = "plain"\n')
+    lines = _sync_logs(run_cli, "--log-format", "json", env={"EMPIRE_OPS_LOG_FORMAT": "text"})
+    assert all(json.loads(line)["logger"].startswith("ops.") for line in lines)
+    lines = _sync_logs(run_cli, env={"EMPIRE_OPS_LOG_FORMAT": "text"})
+    assert all(re.match(r"I ", line) for line in lines), lines
+
+
+def test_setup_logging_refuses_an_unknown_format() -> None:
+    with pytest.raises(ValueError, match="not one of auto, text, plain, json"):
+        setup_logging("info", "xml")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ops.config import KNOWN_ENVS, Field, Table
@@ -24,6 +25,24 @@ def _schema_name(value: Any) -> Any:
     if not re.fullmatch(r"[a-z_][a-z0-9_]*", value):
         raise ValueError(f"{value!r} is not a plain lower-case schema name")
     return value
+
+
+def _check_dirs(section: dict[str, Any], root: Path) -> list[str]:
+    """Every ``dirs`` entry is a folder, relative to the project root."""
+    problems = []
+    for i, entry in enumerate(section.get("dirs", [])):
+        if not isinstance(entry, str) or not entry:
+            problems.append(f"dirs[{i}]: expected a folder name, got {entry!r}")
+            continue
+        folder = Path(entry).expanduser()
+        folder = folder if folder.is_absolute() else root / folder
+        if not folder.is_dir():
+            what = "is not a folder" if folder.exists() else "does not exist"
+            problems.append(
+                f"dirs[{i}]: {entry!r} {what} ({folder}); point it at a folder of "
+                "migration files (relative to the project root), or remove it"
+            )
+    return problems
 
 
 SECTION = Table(
@@ -51,7 +70,8 @@ SECTION = Table(
         "history_schema": Field(
             str, "ops", "schema of the runner's side table migration_history", _schema_name
         ),
-    }
+    },
+    check=_check_dirs,
 )
 
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
-from ops.config import Field, Table, _is_duration, _is_secret_name
+from ops.config import Field, Table, Variants, _is_count, _is_duration, _is_secret_name
 
 SECTION_NAME = "secrets"
 
@@ -24,7 +25,6 @@ KINDS = (
     "supabase_publishable_key",
     "supabase_secret_key",
 )
-SOURCE_TYPES = ("env", "dotenv", "vault", "awssm", "https")
 DEFAULT_CHAIN = ["env", "dotenv", "vault", "awssm", "https"]
 ENVS = ("dev", "test", "staging", "prod")
 
@@ -56,40 +56,79 @@ def _is_verify(v: Any) -> Any:
     return v
 
 
-# One table for every source type: `type` picks the class, which reads the
-# options it knows. Defaults are None so a source can tell "unset" from a value.
-SOURCE = Table(
-    {
-        "type": Field(str, None, "env, dotenv, vault, awssm or https", choices=SOURCE_TYPES),
-        # dotenv
-        "paths": Field(list, None, "dotenv: files to read, first has priority"),
-        "interpolate": Field(bool, None, "dotenv: expand ${VAR} (off: a $ in a password survives)"),
-        # vault
-        "address": Field(str, None, "vault: https://vault:8200 (else $VAULT_ADDR)"),
-        "mount": Field(str, None, "vault: KV v2 mount (default secret)"),
-        "path": Field(str, None, "vault: secret path under the mount"),
-        "namespace": Field(str, None, "vault: Enterprise namespace"),
-        "auth": Field(str, None, "vault: token or approle", choices=("token", "approle")),
-        "token_secret": Field(str, None, "vault: env var holding the token", check=_is_secret_name),
-        "role_id_secret": Field(str, None, "vault: secret holding the AppRole role_id"),
-        "secret_id_secret": Field(str, None, "vault: secret holding the AppRole secret_id"),
-        "verify": Field((bool, str), None, "vault/https: TLS verify, or a CA path", _is_verify),
-        # awssm
-        "secret_id": Field(str, None, "awssm: the secret's name or ARN (json mode)"),
-        "mode": Field(str, None, "awssm: json or per-key", choices=("json", "per-key")),
-        "prefix": Field(str, None, "awssm per-key: name prefix, e.g. empire/prod/"),
-        "region": Field(str, None, "awssm: region (else $AWS_REGION)"),
-        "profile": Field(str, None, "awssm: named AWS profile"),
-        "endpoint_url": Field(str, None, "awssm: custom endpoint (e.g. a local test server)"),
-        # https
-        "url": Field(str, None, "https: the document's URL (http only to loopback)"),
-        "format": Field(str, None, "https: json or dotenv", choices=("json", "dotenv")),
-        "bearer_secret": Field(str, None, "https: secret holding a bearer token", _is_secret_name),
-        "sha256": Field(str, None, "https: expected sha256 of the document (hex)"),
-        # remote sources
-        "timeout": Field(str, None, "connect/read timeout per request", check=_is_duration),
-    }
-)
+# Each source type declares the options it reads: `type` picks the table, so an
+# option of another type (a vault `mount` on a dotenv source) is an error naming
+# the type and its options. Defaults are None: unset, so a source can tell
+# "unset" from a value. A new source type adds its table here and its class to
+# the registry in ops/secrets/sources/__init__.py (a test keeps the two equal).
+_TYPE = Field(str, None, "env, dotenv, vault, awssm or https (default: the table's name)")
+_TIMEOUT = Field(str, None, "connect/read timeout per request", check=_is_duration)
+_VERIFY = Field((bool, str), None, "TLS verify: true, false or a CA bundle path", _is_verify)
+
+SOURCE_OPTIONS: dict[str, Table] = {
+    "env": Table({"type": _TYPE}),
+    "dotenv": Table(
+        {
+            "type": _TYPE,
+            "paths": Field(list, None, "files to read, first has priority (default .env)"),
+            "interpolate": Field(bool, None, "expand ${VAR} (off: a $ in a password survives)"),
+        }
+    ),
+    "vault": Table(
+        {
+            "type": _TYPE,
+            "address": Field(str, None, "https://vault:8200 (else $VAULT_ADDR)"),
+            "mount": Field(str, None, "KV v2 mount (default secret)"),
+            "path": Field(str, None, "secret path under the mount"),
+            "namespace": Field(str, None, "Enterprise namespace"),
+            "auth": Field(str, None, "token or approle", choices=("token", "approle")),
+            "token_secret": Field(str, None, "env var holding the token", check=_is_secret_name),
+            "role_id_secret": Field(str, None, "secret holding the AppRole role_id"),
+            "secret_id_secret": Field(str, None, "secret holding the AppRole secret_id"),
+            "verify": _VERIFY,
+            "timeout": _TIMEOUT,
+        }
+    ),
+    "awssm": Table(
+        {
+            "type": _TYPE,
+            "secret_id": Field(str, None, "the secret's name or ARN (json mode)"),
+            "mode": Field(str, None, "json or per-key", choices=("json", "per-key")),
+            "prefix": Field(str, None, "per-key: name prefix, e.g. empire/prod/"),
+            "region": Field(str, None, "region (else $AWS_REGION)"),
+            "profile": Field(str, None, "named AWS profile"),
+            "endpoint_url": Field(str, None, "custom endpoint (e.g. a local test server)"),
+            "timeout": _TIMEOUT,
+        }
+    ),
+    "https": Table(
+        {
+            "type": _TYPE,
+            "url": Field(str, None, "the document's URL (http only to loopback)"),
+            "format": Field(str, None, "json or dotenv", choices=("json", "dotenv")),
+            "bearer_secret": Field(str, None, "secret holding a bearer token", _is_secret_name),
+            "sha256": Field(str, None, "expected sha256 of the document (hex)"),
+            "verify": _VERIFY,
+            "timeout": _TIMEOUT,
+        }
+    ),
+}
+SOURCE = Variants("type", SOURCE_OPTIONS, noun="source")
+
+
+def _check_chain(section: dict[str, Any], root: Path) -> list[str]:
+    """Every chain entry names a configured source or a source type."""
+    from ops.secrets.sources import REGISTRY
+
+    chain = section.get("chain", [])
+    known = sorted(set(section.get("sources", {})) | set(REGISTRY))
+    return [
+        f"chain[{i}]: unknown source {name!r}; configure [secrets.sources.{name}] "
+        f"or use one of: {', '.join(known)}"
+        for i, name in enumerate(chain)
+        if name not in known
+    ]
+
 
 SPEC = Table(
     {
@@ -97,7 +136,7 @@ SPEC = Table(
         "kind": Field(str, None, "one of the built-in kinds", choices=KINDS),
         "description": Field(str, None, "what the secret is for"),
         "pattern": Field(str, None, "a regular expression the whole value must match", _is_pattern),
-        "min_length": Field(int, None, "shortest accepted value"),
+        "min_length": Field(int, None, "shortest accepted value", check=_is_count),
         "aliases": Field(list, None, "other names accepted for it", check=_secret_names),
     }
 )
@@ -124,10 +163,13 @@ SECTION = Table(
                     check=_is_secret_name,
                 ),
                 "location": Field(str, "", "folder for snapshots; '' = <state_dir>/snapshots"),
-                "keep": Field(int, 10, "newest snapshots kept; 0 keeps all"),
+                "keep": Field(int, 10, "newest snapshots kept; 0 keeps all", check=_is_count),
             }
         ),
         "sources": Table(item=SOURCE, doc="named sources: [secrets.sources.<name>]"),
-        "spec": Table(item=SPEC, doc="declared secrets: [secrets.spec.<NAME>]"),
-    }
+        "spec": Table(
+            item=SPEC, key_check=_is_secret_name, doc="declared secrets: [secrets.spec.<NAME>]"
+        ),
+    },
+    check=_check_chain,
 )
