@@ -150,7 +150,12 @@ SECTION = Table(
             {
                 "enabled": Field(bool, True, "keep an encrypted last-known-good cache"),
                 "max_age": Field(str, "24h", "oldest cache that may be used", check=_is_duration),
-                "passphrase_secret": Field(str, "", "secret holding the cache passphrase"),
+                "key_secret": Field(
+                    str,
+                    "EMPIRE_CACHE_KEY",
+                    "secret holding the 256-bit cache key (hex or base64); unset: a 0600 key file",
+                    check=_is_secret_name,
+                ),
             }
         ),
         # `secrets snapshot` / `restore-snapshot` (ops/secrets/snapshot.py).

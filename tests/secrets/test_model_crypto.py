@@ -6,7 +6,7 @@ import hashlib
 
 import pytest
 
-from ops.secrets.crypto import MAGIC, decrypt_blob, encrypt_blob
+from ops.secrets.crypto import MAGIC, decrypt_blob, encrypt_blob, parse_key
 from ops.secrets.errors import SecretsCryptoError
 from ops.secrets.model import SecretSet, SecretValue, fingerprint
 
@@ -54,3 +54,32 @@ def test_wrong_passphrase_tampering_and_garbage_are_clear_errors() -> None:
         decrypt_blob(b"PK\x03\x04 not ours", "right")
     with pytest.raises(SecretsCryptoError, match="empty"):
         encrypt_blob(b"x", "")
+
+
+def test_key_blobs_round_trip_and_refuse_another_key_or_format() -> None:
+    from ops.secrets.crypto import KEY_MAGIC, decrypt_with_key, encrypt_with_key, new_key
+
+    key = parse_key(new_key(), "test")
+    blob = encrypt_with_key(VALUE.encode(), key)
+    assert blob.startswith(KEY_MAGIC) and VALUE.encode() not in blob
+    assert decrypt_with_key(blob, key) == VALUE.encode()
+    with pytest.raises(SecretsCryptoError, match="wrong key"):
+        decrypt_with_key(blob, bytes(32))
+    with pytest.raises(SecretsCryptoError, match="wrong key, or the file was modified"):
+        decrypt_with_key(blob[:-1] + bytes([blob[-1] ^ 1]), key)
+    # A blob of the passphrase scheme (what caches held before) is another format.
+    with pytest.raises(SecretsCryptoError, match="another format"):
+        decrypt_with_key(encrypt_blob(VALUE.encode(), "pw"), key)
+
+
+def test_parse_key_takes_hex_or_base64_and_never_echoes_a_bad_one() -> None:
+    import base64
+
+    raw = bytes(range(32))
+    assert parse_key(raw.hex(), "K") == raw
+    assert parse_key(base64.b64encode(raw).decode(), "K") == raw
+    assert parse_key(base64.urlsafe_b64encode(raw).decode() + "\n", "K") == raw
+    for bad in ("too-short-key-value", raw.hex()[:-2], base64.b64encode(raw[:16]).decode()):
+        with pytest.raises(SecretsCryptoError, match="K is not a 256-bit key") as err:
+            parse_key(bad, "K")
+        assert bad not in str(err.value) and bad not in (err.value.hint or "")
