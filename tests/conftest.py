@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import itertools
 import os
+import secrets
 import shutil
 import socket
+import stat
 import subprocess
 import sys
 import tempfile
@@ -25,7 +27,7 @@ import psycopg
 import pytest
 from typer.testing import CliRunner
 
-from ops.embedded import PostgresCluster, free_port
+from ops.embedded import PostgresCluster, free_port, read_passfile_password, superuser_dsn
 from ops.logs import clear_secret_values
 
 PG15_BIN = Path(os.environ.get("EMPIRE_PG15_BIN", "/usr/lib/postgresql/15/bin"))
@@ -55,14 +57,36 @@ _SCRUB = (
 
 
 @pytest.fixture(autouse=True)
-def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+def _isolated(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[None]:
     """Each test runs in its own folder with no ambient config, DSN or redaction state."""
     for name in _SCRUB:
         monkeypatch.delenv(name, raising=False)
+    _let_postgres_through(tmp_path, tmp_path_factory)
     monkeypatch.chdir(tmp_path)
     clear_secret_values()
     yield
     clear_secret_values()
+
+
+def _let_postgres_through(tmp_path: Path, factory: pytest.TempPathFactory) -> None:
+    """As root, let the PostgreSQL OS user pass through pytest's private temporary folders.
+
+    A test whose project (and so whose embedded server's state folder) is
+    ``tmp_path`` needs the server's OS user to reach it; empire-ops itself
+    never changes a folder's mode, it says which folder blocks. pytest makes
+    its root 0700 again at the next session.
+    """
+    if os.geteuid() != 0:
+        return
+    root = factory.getbasetemp().parent
+    for folder in [tmp_path, *tmp_path.parents]:
+        mode = folder.stat().st_mode
+        if not mode & stat.S_IXOTH:
+            folder.chmod(mode | stat.S_IXOTH)
+        if folder == root:
+            break
 
 
 def server_tmpdir(prefix: str) -> Path:
@@ -84,10 +108,45 @@ class PgServer:
     port: int
 
     def dsn(self, dbname: str = "postgres") -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.port}/{dbname}"
+        """The superuser's DSN; its password comes from the cluster's 0600 passfile."""
+        return superuser_dsn(self.port, dbname, self.cluster.passfile)
 
     def admin(self) -> psycopg.Connection:
         return psycopg.connect(self.dsn(), autocommit=True)
+
+    @property
+    def password(self) -> str:
+        """The superuser's password (for tests that must put one in a DSN)."""
+        password = read_passfile_password(self.cluster.passfile)
+        assert password, f"no password in {self.cluster.passfile}"
+        return password
+
+    def login_role(
+        self,
+        name: str,
+        attributes: str = "",
+        dbname: str = "postgres",
+        password: str | None = None,
+    ) -> str:
+        """(Re)create the login role ``name`` with a password (random by default); its DSN.
+
+        The server asks every role for a password (scram-sha-256), so a test's
+        role gets one, held in the returned DSN. ``attributes`` are extra
+        CREATE ROLE options such as ``"createdb"`` (test-controlled SQL).
+        """
+        from psycopg import sql
+
+        from ops.db import make_dsn
+
+        password = password or secrets.token_urlsafe(16)
+        with self.admin() as conn:
+            conn.execute(sql.SQL("drop role if exists {}").format(sql.Identifier(name)))
+            conn.execute(
+                sql.SQL("create role {} login password {} " + attributes).format(
+                    sql.Identifier(name), sql.Literal(password)
+                )
+            )
+        return make_dsn("127.0.0.1", self.port, name, dbname, password)
 
 
 @pytest.fixture(scope="session")
@@ -240,3 +299,4 @@ def migrated_template(pg: PgServer) -> str:
 def migrated_db(pg: PgServer, migrated_template: str) -> Iterator[str]:
     """A DSN to a new database cloned from the migrated template; dropped after."""
     yield from _cloned_db(pg, migrated_template, "m")
+

@@ -11,7 +11,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from ops.embedded import PostgresCluster
+from ops.embedded import PostgresCluster, read_passfile_password
 
 
 @pytest.fixture
@@ -29,7 +29,7 @@ def project(monkeypatch: pytest.MonkeyPatch, run_cli):
 
 def _status(run_cli) -> dict:
     result = run_cli("db", "status", "--json")
-    return json.loads(result.stdout)
+    return json.loads(result.stdout)["data"]
 
 
 def test_start_status_stop_and_restart_after_kill_9(project: Path, run_cli) -> None:
@@ -51,9 +51,13 @@ def test_start_status_stop_and_restart_after_kill_9(project: Path, run_cli) -> N
     assert again.exit_code == 0
     assert _status(run_cli)["pid"] == status["pid"]
 
-    # url prints the DSN without a password
+    # url prints the DSN without a password: it names the 0600 password file instead
     url = run_cli("db", "url")
     assert url.stdout.strip() == status["url"]
+    passfile = project / ".empire" / "pgpass"
+    assert status["url"].endswith(f"?passfile={passfile}")
+    password = read_passfile_password(passfile)
+    assert password and password not in url.output and "password" not in status["url"]
 
     # kill -9 the postmaster: start recovers, on the same port, with the data intact
     os.kill(status["pid"], 9)
@@ -103,3 +107,136 @@ def test_configured_port_that_is_taken_is_a_clear_error(project: Path, run_cli) 
         result = run_cli("db", "start")
     assert result.exit_code == 1
     assert f"port {port}" in result.stderr and "taken" in result.stderr
+
+
+# -- the server is locked: a password for every connection ------------------------------
+def _psql() -> str:
+    """A psql the unprivileged test user can run: the system one, else the wheel's."""
+    from ops.embedded import wheel_install_dir
+
+    system = shutil.which("psql")
+    return system or str(wheel_install_dir() / "bin" / "psql")
+
+
+def _as_nobody() -> dict:
+    """subprocess arguments that run a command as the unprivileged `nobody` (when root)."""
+    import pwd
+
+    if os.geteuid() != 0:
+        return {}
+    entry = pwd.getpwnam("nobody")
+    return {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
+
+
+def test_password_auth_passfile_and_psql_accepts_db_url(project: Path, run_cli) -> None:
+    import stat
+    import subprocess
+
+    assert run_cli("db", "start").exit_code == 0
+    url = run_cli("db", "url").stdout.strip()
+    passfile = project / ".empire" / "pgpass"
+    assert stat.S_IMODE(passfile.stat().st_mode) == 0o600
+    hba = (project / ".empire" / "pgdata" / "pg_hba.conf").read_text()
+    assert "trust" not in [w for line in hba.splitlines() if not line.startswith("#")
+                           for w in line.split()]  # fmt: skip
+
+    # psql takes `db url` as it is printed
+    ok = subprocess.run(
+        [_psql(), url, "-XAtc", "select current_user || '@' || current_database()"],
+        capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert ok.returncode == 0, ok.stderr
+    assert ok.stdout.strip() == "postgres@empire"
+
+    # without the password file the server asks for a password, and gets none
+    bare = url.split("?", 1)[0]
+    with pytest.raises(psycopg.OperationalError, match="password"):
+        psycopg.connect(bare, passfile=str(project / "no-such-passfile"), connect_timeout=5)
+
+    # an unauthenticated local user cannot reach COPY ... TO PROGRAM any more
+    marker = Path("/tmp") / f"empire-pwned-{os.getpid()}"
+    attack = subprocess.run(
+        [_psql(), bare, "-Xc", f"copy (select 1) to program 'touch {marker}'"],
+        capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL, cwd="/",
+        env={"PATH": os.environ.get("PATH", ""), "PGPASSFILE": "/nonexistent"}, **_as_nobody(),
+    )  # fmt: skip
+    assert attack.returncode != 0
+    assert "password" in attack.stderr
+    assert not marker.exists()
+    # and it cannot read the password file either
+    if os.geteuid() == 0:
+        peek = subprocess.run(["cat", str(passfile)], capture_output=True, **_as_nobody())
+        assert peek.returncode != 0 and not peek.stdout
+
+
+def test_a_trust_cluster_of_an_earlier_version_is_switched_to_passwords(
+    project: Path, run_cli
+) -> None:
+    """A cluster that an earlier empire-ops made (trust, no passfile), running, keeps its data."""
+    import subprocess
+
+    from ops.embedded import PostgresCluster
+
+    data = project / ".empire" / "pgdata"
+    old = PostgresCluster(data)  # only for its binaries and OS user
+    data.mkdir(parents=True, mode=0o700)
+    entry = old.run_as()
+    ids = {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []} if entry else {}
+    if entry:
+        os.chown(data, entry.pw_uid, entry.pw_gid)
+    binary = old.bin_dir
+    subprocess.run(
+        [str(binary / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust",
+         "--no-locale", "--no-instructions"],
+        check=True, capture_output=True, cwd="/", **ids,
+    )  # fmt: skip
+    from ops.embedded import free_port
+
+    port = free_port()
+    subprocess.run(
+        [str(binary / "pg_ctl"), "-D", str(data), "-l", str(data / "server.log"), "-w", "-o",
+         f"-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories=''", "start"],
+        check=True, capture_output=True, cwd="/", **ids,
+    )  # fmt: skip
+    with psycopg.connect(f"postgresql://postgres@127.0.0.1:{port}/postgres", autocommit=True) as c:
+        c.execute("create database empire")
+    with psycopg.connect(f"postgresql://postgres@127.0.0.1:{port}/empire", autocommit=True) as c:
+        c.execute("create table kept (id int)")
+    old_pid = old.pid()
+
+    result = run_cli("db", "start")
+    assert result.exit_code == 0, result.output
+    assert "switching the embedded PostgreSQL" in result.stderr
+    status = _status(run_cli)
+    assert status["running"] and status["pid"] != old_pid
+    with psycopg.connect(status["url"]) as conn:
+        assert conn.execute("select to_regclass('public.kept') is not null").fetchone()[0]
+    with pytest.raises(psycopg.OperationalError, match="password"):
+        psycopg.connect(status["url"].split("?")[0], passfile="/nonexistent", connect_timeout=5)
+    assert "trust" not in (data / "pg_hba.conf").read_text()
+    # the second start finds it locked already and changes nothing
+    assert run_cli("db", "start").exit_code == 0
+    assert _status(run_cli)["pid"] == status["pid"]
+
+
+def test_a_lost_password_file_is_recovered_with_a_new_password(project: Path, run_cli) -> None:
+    assert run_cli("db", "start").exit_code == 0
+    passfile = project / ".empire" / "pgpass"
+    first = read_passfile_password(passfile)
+    passfile.unlink()
+    result = run_cli("db", "start")
+    assert result.exit_code == 0, result.output
+    second = read_passfile_password(passfile)
+    assert second and second != first
+    with psycopg.connect(_status(run_cli)["url"]) as conn:
+        assert conn.execute("select 1").fetchone() == (1,)
+
+
+def test_a_password_file_open_to_others_is_refused(project: Path, run_cli) -> None:
+    assert run_cli("db", "start").exit_code == 0
+    passfile = project / ".empire" / "pgpass"
+    passfile.chmod(0o644)
+    result = run_cli("db", "start")
+    assert result.exit_code == 2
+    assert "readable by other users" in result.stderr and f"chmod 600 {passfile}" in result.stderr
+    passfile.chmod(0o600)

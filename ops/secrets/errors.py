@@ -9,17 +9,19 @@ No message ever contains a secret value.
 
 from __future__ import annotations
 
-from ops.errors import DependencyUnreachable, SecretsError
+from ops.errors import EXIT_FAILED, DependencyUnreachable, SecretsError
 
 __all__ = [
     "SecretMissing",
     "SecretsCryptoError",
     "SecretsError",
     "SourceAccessDenied",
+    "SourceCredentialMissing",
     "SourceError",
     "SourceInvalid",
     "SourceNotFound",
     "SourceUnavailable",
+    "SourceWriteRejected",
     "UnsafeEnvironment",
 ]
 
@@ -53,6 +55,21 @@ class SourceNotFound(SourceError):
 
 class SourceInvalid(SourceError):
     """The source answered with something unusable (malformed .env line, bad JSON, sha256)."""
+
+
+class SourceCredentialMissing(SourceInvalid):
+    """The credential a source needs (a Vault token, AppRole ids) is not set: nothing was sent.
+
+    A configuration problem, not a refusal: the credential is itself a missing secret
+    (exit 3), the chain reports the source as invalid, and its cache is kept.
+    """
+
+
+class SourceWriteRejected(SourceError):
+    """The store refused a write it understood as invalid (Vault 400, e.g. a check-and-set
+    conflict): not an access refusal, so no cache is touched; ``hint`` says what to do."""
+
+    exit_code = EXIT_FAILED
 
 
 class SecretsCryptoError(SecretsError):

@@ -96,10 +96,7 @@ def test_snapshot_command(pg: Any, tmp_path: Path, cli: Any) -> None:
 
 
 def test_snapshot_without_createdb_says_how_to_fix_it(pg: Any, cli: Any) -> None:
-    with db.connect(pg.dsn(), autocommit=True) as admin:
-        admin.execute("drop role if exists no_createdb")
-        admin.execute("create role no_createdb login")
-    dsn = pg.dsn().replace("postgres@", "no_createdb@")
+    dsn = pg.login_role("no_createdb")
     result = cli("migrate", "snapshot", "--output", "m.json", env={"DATABASE_URL": dsn})
     assert result.exit_code == 1
     assert "cannot create the scratch database" in result.stderr

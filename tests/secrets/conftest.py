@@ -1,4 +1,4 @@
-"""Fixtures of the secrets tests: a Vault double, moto's AWS server, an HTTP(S) server.
+"""Fixtures of the secrets tests: a real OpenBao (Vault API), moto's AWS server, HTTP(S).
 
 All are real servers on 127.0.0.1 reached through the real SDKs (hvac, boto3,
 httpx). Helpers build config files, JWTs and the awkward values every source
@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 
+from tests.openbao import OpenBao
 from tests.vault_double import VaultDouble
 
 ROOT_TOKEN = "root-token-for-tests"
@@ -73,13 +74,18 @@ def write_config(path: Path, text: str) -> Path:
 
 # -- Vault -------------------------------------------------------------------------------
 @pytest.fixture
-def vault() -> Iterator[VaultDouble]:
-    """A running VaultDouble with a root token; mount ``secret`` (KV v2)."""
-    with VaultDouble(root_token=ROOT_TOKEN) as double:
-        yield double
+def vault(openbao: OpenBao) -> OpenBao:
+    """The real OpenBao dev server (tests/openbao.py), KV v2 at ``secret``; ROOT_TOKEN is root.
+
+    Emptied after each test. The HTTP double is only for faults a real server cannot show.
+    """
+    openbao.add_token(ROOT_TOKEN, None)
+    return openbao
 
 
-def vault_config(double: VaultDouble | str, path: str = "empire/prod", extra: str = "") -> str:
+def vault_config(
+    double: OpenBao | VaultDouble | str, path: str = "empire/prod", extra: str = ""
+) -> str:
     address = double if isinstance(double, str) else double.url
     return (
         f'[secrets.sources.vault]\naddress = "{address}"\nmount = "secret"\npath = "{path}"\n'

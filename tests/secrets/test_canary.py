@@ -29,7 +29,7 @@ import pytest
 
 from ops.logs import clear_secret_values
 from ops.secrets.export import render_dotenv
-from tests.conftest import REPO
+from tests.conftest import REPO, PgServer
 from tests.secrets.conftest import DocServer, Moto
 from tests.secrets.test_scan import git, make_repo
 from tests.vault_double import VaultDouble
@@ -113,6 +113,7 @@ def world(
     http_doc: DocServer,
     aws: Moto,
     fresh_db: str,
+    pg: PgServer,
     monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[World]:
     c = Canaries()
@@ -133,7 +134,9 @@ def world(
     )
     db_password = f"CNRYdbpw{pysecrets.token_hex(10)}"  # URL-safe: it sits in a DSN
     c.values["DB_PASSWORD"] = db_password
-    dsn = fresh_db.replace("postgres@", f"postgres:{db_password}@")  # trust auth ignores it
+    # The server checks passwords, so the canary is a real role's password.
+    dbname = fresh_db.split("?", 1)[0].rsplit("/", 1)[1]
+    dsn = pg.login_role("canary_owner", "superuser", dbname=dbname, password=db_password)
     c.values["DATABASE_URL"] = dsn
     dotenv = {
         "SMTP_PASSWORD": c.new("SMTP_PASSWORD"),

@@ -227,8 +227,9 @@ def test_guard_target(embedded: bool, env: str, yes: bool, allowed: bool) -> Non
         assert "--yes" in (caught.value.hint or "")
 
 
-def test_cli_seed_demo(cli: Any, migrated_db: str) -> None:
-    dsn = migrated_db.replace("postgres@", "postgres:s3cret-pw@")  # trust auth ignores it
+def test_cli_seed_demo(cli: Any, migrated_db: str, pg: Any) -> None:
+    # A DSN holding the real password, which must never be shown.
+    dsn = migrated_db.replace("postgres@", f"postgres:{pg.password}@")
     env = {"DATABASE_URL": dsn}
     refused = cli("db", "seed-demo", "--scale", str(SMALL), env=env)
     assert refused.exit_code == 2
@@ -239,7 +240,7 @@ def test_cli_seed_demo(cli: Any, migrated_db: str) -> None:
     assert done.exit_code == 0, done.output
     data = json.loads(done.stdout)
     assert data["rows"] == sum(_counts(migrated_db).values()) and len(data["tables"]) == 29
-    assert "s3cret-pw" not in done.output
+    assert pg.password not in done.output
 
     again = cli("db", "seed-demo", "--scale", str(SMALL), "--yes", env=env)
     assert again.exit_code == 2 and "--truncate" in again.output
