@@ -252,17 +252,43 @@ def _statement(sql: str, start: int, end: int, code_start: int, first_line: int)
     return Statement(sql=text, line=first_line + sql.count("\n", 0, code_start))
 
 
+MAX_NAME_LENGTH = 100
+
+
+def check_migration_name(name: str) -> str:
+    """``name`` when it is a usable migration name: ``[a-z0-9_]``, 1 to 100 characters.
+
+    The name becomes part of a file name (``<version>_<name>.sql``), which
+    every file system and tool must take as is. Raises UsageError (exit 2)
+    with a name that would do.
+    """
+    from ops.errors import UsageError
+
+    slug = _NAME_RE.sub("_", name.lower()).strip("_")
+    fix = (
+        f"use e.g. {slug[:MAX_NAME_LENGTH].rstrip('_')!r}" if slug else "use words, e.g. add_orders"
+    )
+    if len(name) > MAX_NAME_LENGTH:
+        raise UsageError(
+            f"the migration name is {len(name)} characters long; the limit is {MAX_NAME_LENGTH}",
+            hint=f"say it in fewer words: {fix}",
+        )
+    if not re.fullmatch(r"[a-z0-9_]*[a-z0-9][a-z0-9_]*", name):
+        raise UsageError(
+            f"{name!r} is not a usable migration name: use lower-case letters, digits "
+            "and underscores only",
+            hint=fix,
+        )
+    return name
+
+
 def new_migration_path(folder: Path, name: str, existing: Iterable[Migration] = ()) -> Path:
     """The path of a new migration named ``name`` in ``folder``, versioned now (UTC).
 
     The version is bumped past any existing one so the new file sorts last.
-    Raises MigrationFileError when ``name`` has no letters or digits.
+    Raises UsageError for a name :func:`check_migration_name` refuses.
     """
-    slug = _NAME_RE.sub("_", name.lower()).strip("_")
-    if not slug:
-        raise MigrationFileError(
-            f"{name!r} is not a usable migration name", hint="use words, e.g. add_orders_table"
-        )
+    slug = check_migration_name(name)
     stamp = int(datetime.now(UTC).strftime("%Y%m%d%H%M%S"))
     newest = max((int(m.version) for m in existing if m.version.isdigit()), default=0)
     taken = {p.name.split("_", 1)[0] for p in folder.glob("*.sql")} if folder.is_dir() else set()

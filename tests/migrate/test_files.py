@@ -74,7 +74,7 @@ def test_bad_name_and_duplicate_versions(tmp_path: Path) -> None:
 
 def test_create_migration_sorts_last(tmp_path: Path) -> None:
     (tmp_path / "29990101000000_future.sql").write_text("-- migrate:up\n-- migrate:down\n")
-    path = create_migration("Add Orders table!", tmp_path)
+    path = create_migration("add_orders_table", tmp_path)
     assert path.name == "29990101000001_add_orders_table.sql"
     mig = parse_migration(path)
     assert mig.up_statements == [] and not mig.up_only
