@@ -87,9 +87,19 @@ class LockBusy(OpsError):
 
 
 class DatabaseError(OpsError):
-    """A database operation failed (the server answered, but with an error)."""
+    """A database operation failed (the server answered, but with an error).
+
+    ``sqlstate`` is the server's error code when there is one (``42501`` for
+    a missing privilege), so callers can tell cases apart without the driver.
+    """
 
     exit_code = EXIT_FAILED
+
+    def __init__(
+        self, message: str, *, hint: str | None = None, sqlstate: str | None = None
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.sqlstate = sqlstate
 
 
 class DatabaseUnreachable(DependencyUnreachable):
