@@ -34,7 +34,12 @@ class OpsGroup(TyperGroup):
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
             raise typer.Exit(130) from None
-        except Exception as exc:  # a bug: say so, and how to report it
+        except Exception as exc:
+            mapped = _machine_fault(exc)
+            if mapped is not None:
+                _report_error(ctx, exc, f"error: {mapped.message}", mapped.hint)
+                raise typer.Exit(mapped.exit_code) from None
+            # a bug: say so, and how to report it
             _report_error(
                 ctx,
                 exc,
@@ -42,6 +47,20 @@ class OpsGroup(TyperGroup):
                 "this is a bug in empire-ops; rerun with --debug and report the traceback",
             )
             raise typer.Exit(EXIT_INTERNAL) from None
+
+
+def _machine_fault(exc: BaseException) -> OpsError | None:
+    """The documented error for an OSError that is a fault of the machine, else None.
+
+    A safety net: the sites that touch files raise StorageError themselves; a
+    read-only path, a refused permission, a full disk or E2BIG that still
+    escapes gets its documented code (ops.errors), never 10.
+    """
+    if not isinstance(exc, OSError):
+        return None
+    from ops.errors import storage_error
+
+    return storage_error(exc, "use")
 
 
 def _report_error(ctx: Any, exc: BaseException, message: str, hint: str | None) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+
 import pytest
 import typer
 from typer.testing import CliRunner
@@ -90,3 +92,35 @@ def test_help_lists_the_foundation_commands() -> None:
     assert result.exit_code == 0
     for name in ("config", "db", "preflight", "up"):
         assert name in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("exc", "code", "words"),
+    [
+        (PermissionError(errno.EACCES, "Permission denied", "/srv/x/f"), 2, "permission denied"),
+        (OSError(errno.EROFS, "Read-only file system", "/srv/f"), 2, "read-only"),
+        (OSError(errno.EPERM, "Operation not permitted", "/sys/f"), 2, "not permitted"),
+        (NotADirectoryError(errno.ENOTDIR, "Not a directory", "/etc/hosts/x"), 2, "not a folder"),
+        (IsADirectoryError(errno.EISDIR, "Is a directory", "/tmp"), 2, "a folder, not a file"),
+        (OSError(errno.ENAMETOOLONG, "File name too long", "/t/" + "n" * 300), 2, "too long"),
+        (OSError(errno.ENOSPC, "No space left on device", "/srv/f"), 1, "disk is full"),
+        (OSError(errno.EDQUOT, "Disk quota exceeded", "/srv/f"), 1, "quota"),
+        (OSError(errno.E2BIG, "Argument list too long", "sh"), 2, "too large"),
+    ],
+)
+def test_a_fault_of_the_machine_that_escapes_is_not_a_bug(
+    exc: OSError, code: int, words: str
+) -> None:
+    """The one handler's safety net: OSErrors of these kinds get their documented code."""
+    result = CliRunner().invoke(_app_raising(exc), ["boom"])
+    assert result.exit_code == code
+    lines = result.stderr.splitlines()
+    assert lines[0].startswith("error: cannot use ") and words in lines[0]
+    assert exc.filename in lines[0]
+    assert lines[1].startswith("hint: ")
+    assert "internal error" not in result.stderr and "Traceback" not in result.stderr
+
+
+def test_an_oserror_of_another_kind_is_still_a_bug() -> None:
+    result = CliRunner().invoke(_app_raising(ConnectionResetError(errno.ECONNRESET, "x")), ["boom"])
+    assert result.exit_code == 10 and "internal error" in result.stderr
