@@ -150,10 +150,6 @@ def _is_duration(v: Any) -> Any:
     return parse_duration(v)
 
 
-def _is_cron(v: Any) -> Any:
-    return check_cron(v)
-
-
 def _is_secret_name(v: Any) -> Any:
     if not re.fullmatch(r"[A-Z_][A-Z0-9_]*", v):
         upper = v.upper()
@@ -165,6 +161,17 @@ def _is_secret_name(v: Any) -> Any:
 def _is_port(v: Any) -> Any:
     if not 0 <= v <= 65535:
         raise ValueError(f"{v} is not a TCP port (use 1-65535, or 0 to pick a free one)")
+    return v
+
+
+def _is_identifier(v: Any) -> Any:
+    # Names are quoted where they are used; this keeps them to ones that need
+    # no quoting anywhere (psql, a DSN, the Supabase CLI) and fit NAMEDATALEN.
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,62}", v):
+        raise ValueError(
+            f"{v!r} is not a database name (letters, digits and _, not starting with a digit, "
+            "at most 63 characters)"
+        )
     return v
 
 
@@ -216,7 +223,9 @@ SCHEMA: dict[str, Table] = {
             "port": Field(
                 int, 0, "TCP port on 127.0.0.1; 0 picks a free one and keeps it", _is_port
             ),
-            "database": Field(str, "empire", "database created in the embedded cluster"),
+            "database": Field(
+                str, "empire", "database created in the embedded cluster", _is_identifier
+            ),
             "os_user": Field(str, "", "OS user to run it as when empire-ops runs as root"),
         }
     ),

@@ -311,29 +311,6 @@ def _compare_rls(name: str, exp: dict[str, Any], act: dict[str, Any]) -> Iterato
         )
 
 
-def _compare_policies(name: str, exp: dict[str, Any], act: dict[str, Any]) -> Iterator[Finding]:
-    for pol in sorted(exp.get("policies", {})):
-        e = exp["policies"][pol]
-        a = act["policies"].get(pol)
-        base = {"kind": "policy", "table": name, "name": pol}
-        if a is None:
-            yield _err(
-                "POLICY_MISSING",
-                f"{name}.{pol}",
-                f"policy {pol} ({e['command']} to {', '.join(e['roles'])}) on {name} is missing",
-                **base,
-            )
-        elif a != e:
-            yield _err(
-                "SCHEMA_DEFINITION_MISMATCH",
-                f"{name}.{pol}",
-                f"policy {pol} on {name} differs: {_changed_keys(e, a)}",
-                **base,
-            )
-    for pol in sorted(set(act["policies"]) - set(exp.get("policies", {}))):
-        yield _extra("policy", f"{name}.{pol}", f"policy {pol} is not in the manifest", table=name)
-
-
 def _compare_grants(name: str, exp: dict[str, Any], act: dict[str, Any]) -> Iterator[Finding]:
     exp_grants: dict[str, list[str]] = exp.get("grants", {})
     for role in sorted(set(exp_grants) | set(act["grants"])):

@@ -78,11 +78,3 @@ class SecretSet(Mapping[str, str]):
     def items_meta(self) -> list[dict[str, str]]:
         """Name, source, detail and fingerprint of every secret, sorted by name."""
         return [self._values[n].meta() for n in sorted(self._values)]
-
-    def secret_values(self) -> list[SecretValue]:
-        """Every :class:`SecretValue`, in insertion (precedence) order."""
-        return list(self._values.values())
-
-    def subset(self, names: list[str]) -> SecretSet:
-        """A new set holding only ``names`` (KeyError naming the first absent one)."""
-        return SecretSet({n: self._values[n] for n in names})
