@@ -19,6 +19,12 @@ from ops.errors import UsageError
 from ops.secrets.cli import app
 
 JSON_OPT = typer.Option(False, "--json", help="Print JSON.")
+ALLOW_EMPTY_OPT = typer.Option(
+    False,
+    "--allow-empty-source",
+    help="Allow a source with no secrets, and a --prune that deletes every name at the "
+    "destination (refused otherwise, as a wrong path would cause them).",
+)
 
 if TYPE_CHECKING:
     from ops.secrets.sync import SyncResult
@@ -49,13 +55,16 @@ def sync(
     prune: bool = typer.Option(
         False, "--prune", help="Delete names that only the destination has."
     ),
+    allow_empty: bool = ALLOW_EMPTY_OPT,
     as_json: bool = JSON_OPT,
 ) -> None:
     """Copy every secret from one store to another; print the names-only plan, then apply it."""
     from ops.secrets.sync import sync_sources
 
     configure_logging_from(ctx)
-    result = sync_sources(state(ctx).config, src, dst, prune=prune, dry_run=dry_run)
+    result = sync_sources(
+        state(ctx).config, src, dst, prune=prune, dry_run=dry_run, allow_empty_source=allow_empty
+    )
     _render_sync("sync", result, dry_run=dry_run, as_json=as_json)
 
 
@@ -129,13 +138,16 @@ def restore_snapshot(
     ),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan; change nothing."),
     prune: bool = typer.Option(False, "--prune", help="Delete names the snapshot does not have."),
+    allow_empty: bool = ALLOW_EMPTY_OPT,
     as_json: bool = JSON_OPT,
 ) -> None:
     """Decrypt a snapshot and load it into a destination through the sync plan."""
     from ops.secrets.snapshot import restore_snapshot as restore
 
     configure_logging_from(ctx)
-    result = restore(state(ctx).config, file, dst, dry_run=dry_run, prune=prune)
+    result = restore(
+        state(ctx).config, file, dst, dry_run=dry_run, prune=prune, allow_empty_source=allow_empty
+    )
     _render_sync("restore", result, dry_run=dry_run, as_json=as_json)
 
 

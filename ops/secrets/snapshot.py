@@ -239,13 +239,20 @@ def snapshot_secrets(config: Config, *, folder: Path | None = None) -> SnapshotI
 
 
 def restore_snapshot(
-    config: Config, path: Path, dst_url: str, *, dry_run: bool = False, prune: bool = False
+    config: Config,
+    path: Path,
+    dst_url: str,
+    *,
+    dry_run: bool = False,
+    prune: bool = False,
+    allow_empty_source: bool = False,
 ) -> SyncResult:
     """Decrypt ``path`` and load its secrets into ``dst_url`` through the sync plan.
 
     Nothing is written when decryption fails, with ``dry_run``, or when the
     destination is read-only (UsageError). Raises SecretsCryptoError (exit 3)
-    for a wrong passphrase or a corrupted file.
+    for a wrong passphrase or a corrupted file, and refuses an empty snapshot
+    or a prune of every name at the destination as ``sync`` does.
     """
     from ops.secrets.sync import open_source, require_writable, sync_values
 
@@ -253,7 +260,14 @@ def restore_snapshot(
     dst = open_source(dst_url, config)
     require_writable(dst)
     values = read_snapshot(path, _passphrase_for_restore(config, settings))
-    return sync_values(values, f"snapshot {path.name}", dst, prune=prune, dry_run=dry_run)
+    return sync_values(
+        values,
+        f"snapshot {path.name}",
+        dst,
+        prune=prune,
+        dry_run=dry_run,
+        allow_empty_source=allow_empty_source,
+    )
 
 
 def _passphrase_for_restore(config: Config, settings: SnapshotSettings) -> str:

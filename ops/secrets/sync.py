@@ -9,6 +9,11 @@ writable :class:`~ops.secrets.sources.base.SecretSource`.
 :func:`sync_sources` and :func:`diff_sources` are what the CLI calls: they
 build the sources from URLs (``dotenv:PATH``, ``vault:MOUNT/PATH``,
 ``awssm:SECRET_ID``, a configured source name…), fetch, plan and apply.
+
+Nothing is lost by accident: a source that does not exist is SourceNotFound
+(exit 3), one that resolves no secret is SecretMissing (exit 3), and a
+``prune`` that would delete every name at the destination is refused (exit 2),
+unless ``allow_empty_source`` says it is meant.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ops.errors import UsageError
-from ops.secrets.errors import SourceNotFound
+from ops.secrets.errors import SecretMissing, SourceNotFound
 from ops.secrets.model import fingerprint
 
 if TYPE_CHECKING:
@@ -199,6 +204,39 @@ class SyncResult:
         }
 
 
+def refuse_losses(
+    values: Mapping[str, str],
+    current: Mapping[str, str],
+    plan: SyncPlan,
+    source_label: str,
+    dst_label: str,
+    *,
+    allow_empty_source: bool = False,
+) -> None:
+    """Refuse a sync that would most likely lose secrets, unless ``allow_empty_source``.
+
+    Raises SecretMissing (exit 3) when the source resolved no secret (a wrong
+    path, a run from the wrong folder), and UsageError (exit 2) when the plan
+    deletes every name the destination holds. Pure: no I/O.
+    """
+    if allow_empty_source:
+        return
+    flag = "pass --allow-empty-source if that is what you mean"
+    if not values:
+        pruning = " and --prune would delete every secret there" if plan.delete else ""
+        raise SecretMissing(
+            f"{source_label} resolves no secrets: nothing to copy to {dst_label}{pruning}",
+            hint="check the source's path or location (relative paths are read from the "
+            f"project root, the folder of empire-ops.toml); {flag}",
+        )
+    if plan.delete and set(plan.delete) == set(current):
+        raise UsageError(
+            f"--prune would delete all {len(current)} secrets at {dst_label}, keeping none "
+            f"of its names: {source_label} shares no name with it",
+            hint=f"check --from and --to (`empire-ops secrets diff` compares them); {flag}",
+        )
+
+
 def sync_values(
     values: Mapping[str, str],
     source_label: str,
@@ -206,10 +244,19 @@ def sync_values(
     *,
     prune: bool = False,
     dry_run: bool = False,
+    allow_empty_source: bool = False,
 ) -> SyncResult:
-    """Plan ``values`` against ``dst`` (which may not exist yet) and apply unless ``dry_run``."""
+    """Plan ``values`` against ``dst`` (which may not exist yet) and apply unless ``dry_run``.
+
+    Refuses (see :func:`refuse_losses`) an empty ``values`` or a prune of every
+    name at ``dst`` unless ``allow_empty_source``; a dry run refuses the same.
+    """
     require_writable(dst)
-    plan = plan_sync(values, current_values(dst, missing_ok=True), prune=prune)
+    current = current_values(dst, missing_ok=True)
+    plan = plan_sync(values, current, prune=prune)
+    refuse_losses(
+        values, current, plan, source_label, dst.label, allow_empty_source=allow_empty_source
+    )
     applied = not dry_run and plan.has_changes
     if applied:
         apply_sync(plan, dst)
@@ -217,18 +264,33 @@ def sync_values(
 
 
 def sync_sources(
-    config: Config, src_url: str, dst_url: str, *, prune: bool = False, dry_run: bool = False
+    config: Config,
+    src_url: str,
+    dst_url: str,
+    *,
+    prune: bool = False,
+    dry_run: bool = False,
+    allow_empty_source: bool = False,
 ) -> SyncResult:
     """Copy every secret at ``src_url`` to ``dst_url``; delete extras only with ``prune``.
 
     Raises UsageError for a read-only destination, ConfigError for an unknown
-    URL, and the sources' errors (a missing *source* is SourceNotFound, exit 3).
+    URL, SourceNotFound (exit 3) when the source does not exist (a dotenv file
+    included), the refusals of :func:`refuse_losses`, and the sources' errors.
     """
     src = open_source(src_url, config)
+    src.must_exist = True
     dst = open_source(dst_url, config)
     require_writable(dst)
     values = current_values(src, missing_ok=False)
-    return sync_values(values, src.label, dst, prune=prune, dry_run=dry_run)
+    return sync_values(
+        values,
+        src.label,
+        dst,
+        prune=prune,
+        dry_run=dry_run,
+        allow_empty_source=allow_empty_source,
+    )
 
 
 @dataclass(frozen=True)
@@ -288,9 +350,13 @@ def diff_values(
 
 
 def diff_sources(config: Config, a_url: str, b_url: str) -> SecretDiff:
-    """Compare the secrets at two sources by name and fingerprint. Raises the sources' errors."""
+    """Compare the secrets at two sources by name and fingerprint.
+
+    Raises the sources' errors; SourceNotFound when either does not exist.
+    """
     a = open_source(a_url, config)
     b = open_source(b_url, config)
+    a.must_exist = b.must_exist = True
     return diff_values(
         current_values(a, missing_ok=False), current_values(b, missing_ok=False), a.label, b.label
     )
