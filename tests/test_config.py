@@ -461,6 +461,22 @@ def test_a_subfolder_uses_the_projects_env_file_and_state_folder(
     assert not (sub / ".empire").exists() and not (sub / ".env").exists()
 
 
+def test_db_status_from_a_subfolder_names_the_projects_data_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cli
+) -> None:
+    import json
+
+    write(tmp_path, "")  # an empty file pins the project root
+    sub = tmp_path / "app" / "src"
+    sub.mkdir(parents=True)
+    monkeypatch.chdir(sub)
+    result = cli("db", "status", "--json")
+    data = json.loads(result.stdout)
+    data = data.get("data", data)
+    assert data["data_dir"] == str(tmp_path.resolve() / ".empire" / "pgdata")
+    assert not (sub / ".empire").exists()
+
+
 def _status_rows(stdout: str) -> list[dict]:
     import json
 
