@@ -228,8 +228,7 @@ def _seed(conn: db.Connection[Any], *, scale: float, seed: int, truncate: bool) 
             "Empire tables first",
         )
     if truncate:
-        tables = db.SQL(", ").join(db.Identifier("public", t) for t in G.TABLE_NAMES)
-        db.run_query(conn, db.SQL("truncate table {}").format(tables).as_string(conn))
+        db.run_query(conn, db.SQL("truncate table {}").format(_empire_tables()))
     months = event_months(conn)
     world = G.World(seed=seed, counts=G.counts_for(scale), event_months=months)
     sizes_before = table_sizes(conn)
@@ -250,9 +249,14 @@ def _seed(conn: db.Connection[Any], *, scale: float, seed: int, truncate: bool) 
         grown = sizes_after.get(name, 0) - sizes_before.get(name, 0)
         report.tables.append(TableReport(name, rows, max(0, grown), seconds))
     # Fresh statistics, so the planner (and any benchmark) sees the new rows.
-    db.run_query(conn, "analyze " + ", ".join(f"public.{t}" for t in G.TABLE_NAMES))
+    db.run_query(conn, db.SQL("analyze {}").format(_empire_tables()))
     report.seconds = time.monotonic() - started
     return report
+
+
+def _empire_tables() -> db.sql.Composed:
+    """Every Empire table as a comma-separated list of quoted ``public.<name>`` identifiers."""
+    return db.SQL(", ").join(db.Identifier("public", t) for t in G.TABLE_NAMES)
 
 
 def _copy(conn: db.Connection[Any], spec: G.TableSpec, world: G.World) -> int:
@@ -308,8 +312,7 @@ def _non_empty_tables(conn: db.Connection[Any]) -> list[str]:
         )
         for t in G.TABLE_NAMES
     ]
-    query = db.SQL(" union all ").join(parts).as_string(conn)
-    return [r["t"] for r in db.run_query(conn, query)]
+    return [r["t"] for r in db.run_query(conn, db.SQL(" union all ").join(parts))]
 
 
 def table_sizes(conn: db.Connection[Any]) -> dict[str, int]:

@@ -239,7 +239,8 @@ def test_cli_seed_demo(cli: Any, migrated_db: str, pg: Any) -> None:
     done = cli("db", "seed-demo", "--scale", str(SMALL), "--yes", "--json", env=env)
     assert done.exit_code == 0, done.output
     data = json.loads(done.stdout)
-    assert data["rows"] == sum(_counts(migrated_db).values()) and len(data["tables"]) == 29
+    rows, tables = data["data"]["rows"], data["data"]["tables"]
+    assert rows == sum(_counts(migrated_db).values()) and len(tables) == 29
     assert pg.password not in done.output
 
     again = cli("db", "seed-demo", "--scale", str(SMALL), "--yes", env=env)
