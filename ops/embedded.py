@@ -315,7 +315,9 @@ class PostgresCluster:
         except subprocess.CalledProcessError as exc:
             output = (exc.stdout or "").strip()
             name = Path(args[0]).name
-            detail = f"{name} failed (exit {exc.returncode}): {output[-800:]}{self._log_tail()}"
+            # The last lines say why; initdb's and pg_ctl's progress lines before do not.
+            tail = "\n    ".join(line[:300] for line in output.splitlines()[-6:])
+            detail = f"{name} failed (exit {exc.returncode}):\n    {tail}{self._log_tail()}"
             if "No space left on device" in output + self._log_tail():
                 raise DiskFull(
                     detail,
@@ -360,6 +362,7 @@ class PostgresCluster:
             finally:
                 self._lock_depth -= 1
             return
+        ensure_dir(self.lock_file.parent, purpose="the state folder")
         with file_lock(self.lock_file, timeout=self.lock_timeout, what=f"{what} ({self.data_dir})"):
             self._lock_depth = 1
             try:
@@ -561,6 +564,7 @@ class PostgresCluster:
         second ``start`` at the same moment waits (up to ``lock_timeout``)
         and then finds the server running, or raises LockBusy (exit 5).
         """
+        check_port(self.requested_port)  # before anything is created
         with self._locked("starting the embedded PostgreSQL"):
             self.init()
             self.ensure_password_auth()

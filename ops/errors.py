@@ -179,7 +179,7 @@ _NOT_USABLE = {
     _errno.ENOTDIR: "a part of the path is a file, not a folder",
     _errno.EISDIR: "it is a folder, not a file",
     _errno.ENAMETOOLONG: "the name is too long for the file system",
-    _errno.ENOENT: "a folder on the way does not exist",
+    _errno.ENOENT: "it, or a folder on the way, does not exist",
     _errno.ELOOP: "the path has a symbolic-link loop",
 }
 _FULL = {_errno.ENOSPC: "the disk is full", _errno.EDQUOT: "the disk quota is exhausted"}

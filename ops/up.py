@@ -118,8 +118,10 @@ def run_up(
         try:
             found = step(state)
         except OpsError as exc:
+            # The hint is the fix; the summary is the only place the user sees it.
+            message = f"{exc.message} (hint: {exc.hint})" if exc.hint else exc.message
             found = [
-                F.critical(f"UP_{name.upper()}_FAILED", name, exc.message, exit_code=exc.exit_code)
+                F.critical(f"UP_{name.upper()}_FAILED", name, message, exit_code=exc.exit_code)
             ]
         results.append(StepResult(name, found, time.monotonic() - started))
         if F.exit_code_for(found):

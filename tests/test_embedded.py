@@ -240,3 +240,48 @@ def test_a_password_file_open_to_others_is_refused(project: Path, run_cli) -> No
     assert result.exit_code == 2
     assert "readable by other users" in result.stderr and f"chmod 600 {passfile}" in result.stderr
     passfile.chmod(0o600)
+
+
+# -- two runs at once ----------------------------------------------------------------------
+def _spawn(*args: str, cwd: Path):
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.Popen(
+        [sys.executable, "-m", "ops", *args],
+        cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("command", [("db", "start"), ("up",)])
+def test_two_starts_at_once_in_a_fresh_folder(project: Path, run_cli, command) -> None:
+    """Both are started before either has made the cluster: one inits, the other waits."""
+    procs = [_spawn(*command, cwd=project) for _ in range(2)]
+    results = [(p.wait(timeout=180), *p.communicate()) for p in procs]
+    for code, out, err in results:
+        assert code == 0, f"exit {code}\n{out}\n{err}"
+        assert "pg_ctl" not in err and "initdb failed" not in err
+    status = _status(run_cli)
+    assert status["running"] is True
+    if command == ("db", "start"):
+        ports = {out.strip().split("127.0.0.1:")[1].split()[0] for _, out, _ in results}
+        assert ports == {str(status["port"])}
+    else:
+        assert all("result: ok" in out for _, out, _ in results)
+
+
+def test_a_start_that_waits_too_long_for_the_lock_is_busy(project: Path, run_cli) -> None:
+    from ops.fsutil import file_lock
+
+    (project / "empire-ops.toml").write_text('[database]\nlock_timeout = "1s"\n')
+    with file_lock(project / ".empire" / "embedded.lock", timeout=0, what="a test"):
+        result = run_cli("db", "start")
+    assert result.exit_code == 5, result.output
+    assert "another empire-ops run is busy with starting the embedded PostgreSQL" in result.stderr
+    assert "hint: wait for it to finish" in result.stderr
+    assert not (project / ".empire" / "pgdata" / "PG_VERSION").exists()
+    # once the lock is free, it starts
+    assert run_cli("db", "start").exit_code == 0
