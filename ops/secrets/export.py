@@ -1,5 +1,10 @@
 """Export resolved secrets to a dotenv or JSON file (mode 0600, written atomically).
 
+An existing file is never replaced without ``force``: without it the file is
+created exclusively, so even a file that appears meanwhile is not overwritten.
+A folder, an unwritable path or a full disk is refused with its exit code
+(2, 2, 1) and leaves nothing behind.
+
 The dotenv rendering quotes every value so that it reads back unchanged with
 python-dotenv (interpolation off): newlines, quotes, backslashes, ``$``, ``#``
 and non-ASCII characters all round-trip.
@@ -13,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ops.errors import EXIT_SECRETS, EXIT_UNREACHABLE, UsageError
-from ops.fsutil import atomic_write_text
+from ops.fsutil import atomic_write_bytes, create_exclusive
 from ops.secrets.errors import SecretMissing
 from ops.secrets.sources.dotenv import quote_value
 
@@ -49,15 +54,38 @@ def render(secrets: Mapping[str, str], fmt: str) -> str:
     raise UsageError(f"unknown export format {fmt!r}", hint=f"use one of: {', '.join(FORMATS)}")
 
 
-def export_to_file(secrets: Mapping[str, str], fmt: str, out: Path) -> int:
+def check_out_path(out: Path, *, force: bool = False) -> None:
+    """Refuse ``out`` before anything is loaded: a folder, or an existing file without ``force``.
+
+    Raises UsageError (exit 2).
+    """
+    if out.is_dir():
+        raise UsageError(f"--out {out} is a folder", hint="give --out a file name")
+    if out.exists() and not force:
+        raise UsageError(
+            f"--out {out} already exists; not overwriting it",
+            hint="pass --force to replace it (atomically, mode 0600), or choose another name",
+        )
+
+
+def export_to_file(secrets: Mapping[str, str], fmt: str, out: Path, *, force: bool = False) -> int:
     """Write ``secrets`` to ``out`` in ``fmt``, mode 0600, atomically; return how many.
 
-    Raises UsageError for an unknown format or when ``out`` is a folder.
+    Without ``force`` an existing ``out`` is refused, even one created while
+    exporting. Raises UsageError (exit 2) for an unknown format, a folder or an
+    existing file; PathNotUsable (exit 2) for a path that cannot be written and
+    DiskFull (exit 1), leaving no partial or temporary file.
     """
-    text = render(secrets, fmt)
-    if out.is_dir():
-        raise UsageError(f"{out} is a folder", hint="give --out a file name")
-    atomic_write_text(out, text, mode=SECRET_FILE_MODE)
+    data = render(secrets, fmt).encode("utf-8")
+    check_out_path(out, force=force)
+    if force:
+        atomic_write_bytes(out, data, mode=SECRET_FILE_MODE)
+        return len(secrets)
+    try:
+        create_exclusive(out, data, mode=SECRET_FILE_MODE)
+    except FileExistsError:
+        check_out_path(out)  # raises: it appeared while we exported
+        raise
     return len(secrets)
 
 
@@ -86,6 +114,11 @@ def resolved_secrets(config: Config) -> SecretSet:
     return result.secrets
 
 
-def export_secrets(config: Config, fmt: str, out: Path) -> int:
-    """Write every resolved secret to ``out`` (0600, atomic); return how many written."""
-    return export_to_file(resolved_secrets(config), fmt, out)
+def export_secrets(config: Config, fmt: str, out: Path, *, force: bool = False) -> int:
+    """Write every resolved secret to ``out`` (0600, atomic); return how many written.
+
+    ``out`` is checked before any source is read; see :func:`export_to_file`.
+    """
+    render({}, fmt)  # an unknown format fails before anything is loaded
+    check_out_path(out, force=force)
+    return export_to_file(resolved_secrets(config), fmt, out, force=force)

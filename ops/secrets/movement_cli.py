@@ -90,6 +90,7 @@ def export(
     fmt: str = typer.Option("dotenv", "--format", help="dotenv or json."),
     out: Path = typer.Option(None, "--out", help="File to write (mode 0600, atomically)."),
     to_stdout: bool = typer.Option(False, "--stdout", help="Print the values to stdout instead."),
+    force: bool = typer.Option(False, "--force", help="Replace --out if it already exists."),
 ) -> None:
     """Write every resolved secret to a file (0600, atomic); stdout only with --stdout."""
     from ops.secrets.export import export_secrets, render, resolved_secrets
@@ -105,7 +106,7 @@ def export(
         # The one place a value is printed: the user asked for it, so no redaction.
         typer.echo(render(resolved_secrets(config), fmt), nl=False)
         return
-    count = export_secrets(config, fmt, out)
+    count = export_secrets(config, fmt, out, force=force)
     echo(f"wrote {count} secrets to {out} ({fmt}, mode 0600)")
 
 
@@ -127,6 +128,8 @@ def snapshot(
     echo(f"manifest {info.manifest}")
     for old in info.removed:
         echo(f"removed  {old} (beyond keep)")
+    for old in info.held:
+        echo(f"held     {old} (beyond keep, but it holds more secrets than any newer snapshot)")
 
 
 @app.command("restore-snapshot")

@@ -5,9 +5,14 @@ resolved ``name -> value`` encrypted with :func:`ops.secrets.crypto.encrypt_blob
 (AES-256-GCM, scrypt) under the passphrase secret (``[secrets.snapshot]
 passphrase_secret``, default ``EMPIRE_SNAPSHOT_PASSPHRASE``). Beside it,
 ``secrets-<timestamp>.manifest.json`` lists names, fingerprints, the count and
-the time: no values. Both are written atomically with mode 0600 into
-``[secrets.snapshot] location`` (default ``<state_dir>/snapshots``); the
-oldest beyond ``keep`` are removed.
+the time: no values. Both are created exclusively (a complete file appears
+under a name no other snapshot holds, or nothing does) with mode 0600 in
+``[secrets.snapshot] location`` (default ``<state_dir>/snapshots``).
+
+Nothing good is lost: an empty snapshot is refused (a run from the wrong
+folder resolves nothing), and rotation (:func:`plan_rotation`) removes a
+snapshot beyond ``keep`` only when a newer one that stays is good and holds at
+least as many secrets.
 
 :func:`restore_snapshot` decrypts one and loads it into a writable source
 through the sync plan (:mod:`ops.secrets.sync`).
@@ -19,13 +24,14 @@ import hashlib
 import json
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ops.fsutil import atomic_write_bytes, atomic_write_text
+from ops.errors import ConfigError
+from ops.fsutil import create_exclusive, ensure_dir
 from ops.logs import register_secret_values
 from ops.secrets.errors import SecretMissing, SecretsCryptoError
 from ops.secrets.model import fingerprint
@@ -52,6 +58,14 @@ class SnapshotSettings:
     location: Path
     keep: int
 
+    def __post_init__(self) -> None:
+        # Config validation refuses it too; a negative count must never reach rotation.
+        if self.keep < 0:
+            raise ConfigError(
+                f"secrets.snapshot.keep: {self.keep} is negative",
+                hint="use 0 to keep every snapshot, or how many of the newest to keep",
+            )
+
     @classmethod
     def from_config(cls, config: Config) -> SnapshotSettings:
         table: Mapping[str, Any] = config.get("secrets.snapshot")
@@ -72,6 +86,7 @@ class SnapshotInfo:
     created_at: str
     names: tuple[str, ...]
     removed: tuple[Path, ...] = ()
+    held: tuple[Path, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -81,6 +96,7 @@ class SnapshotInfo:
             "count": len(self.names),
             "names": list(self.names),
             "removed": [str(p) for p in self.removed],
+            "held": [str(p) for p in self.held],
         }
 
 
@@ -104,13 +120,20 @@ def _stamp(now: datetime) -> str:
     return now.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
 
 
-def _free_name(folder: Path, stamp: str) -> Path:
-    path = folder / f"secrets-{stamp}{SUFFIX}"
-    n = 1
-    while path.exists():  # two snapshots in the same second
-        path = folder / f"secrets-{stamp}-{n}{SUFFIX}"
-        n += 1
-    return path
+def _create_snapshot(folder: Path, stamp: str, blob: bytes) -> Path:
+    """Create ``secrets-<stamp>[-N].snap`` holding ``blob``: the first name no one holds.
+
+    The name is taken by an exclusive create, so two snapshots in the same
+    second (two processes, or a cron job and a person) get two files.
+    """
+    n = 0
+    while True:
+        path = folder / f"secrets-{stamp}{f'-{n}' if n else ''}{SUFFIX}"
+        try:
+            create_exclusive(path, blob, mode=FILE_MODE)
+            return path
+        except FileExistsError:
+            n += 1
 
 
 def manifest_path(snapshot: Path) -> Path:
@@ -128,10 +151,12 @@ def write_snapshot(
 ) -> SnapshotInfo:
     """Encrypt ``secrets`` (except the passphrase itself) into a new snapshot in ``folder``.
 
-    ``folder`` defaults to ``settings.location``. Snapshots beyond
-    ``settings.keep`` (0 keeps all) are removed, oldest first, with their
-    manifests. Raises SecretMissing without a passphrase, OSError when the
-    folder cannot be written (nothing half-written is left).
+    ``folder`` defaults to ``settings.location``. Then rotation removes what
+    :func:`plan_rotation` allows beyond ``settings.keep`` (0 keeps all), with
+    the manifests. Raises SecretMissing without a passphrase or when there is
+    no secret to keep (an empty snapshot would rotate out the real ones),
+    PathNotUsable (exit 2) when the folder cannot be written or is a file, and
+    DiskFull (exit 1); nothing half-written is left.
     """
     from ops.secrets.crypto import encrypt_blob
 
@@ -139,16 +164,20 @@ def write_snapshot(
     # The passphrase cannot decrypt anything without being known already:
     # storing it inside would add nothing but one more copy.
     values = {n: secrets[n] for n in sorted(secrets) if n != settings.passphrase_secret}
+    if not values:
+        raise SecretMissing(
+            "no secrets resolved: refusing to write an empty snapshot",
+            hint="run from the project (the folder of empire-ops.toml, or with --config), and "
+            "check `empire-ops secrets status`; an empty snapshot would replace the real ones",
+        )
     created = (now or datetime.now(UTC)).astimezone(UTC)
     created_at = created.isoformat(timespec="seconds").replace("+00:00", "Z")
-    target = folder or settings.location
-    target.mkdir(parents=True, exist_ok=True, mode=0o700)
-    path = _free_name(target, _stamp(created))
+    target = ensure_dir(folder or settings.location, mode=0o700, purpose="the snapshot folder")
     payload = {"format": FORMAT, "version": VERSION, "created_at": created_at, "env": env}
     blob = encrypt_blob(
         json.dumps({**payload, "secrets": values}, ensure_ascii=False).encode("utf-8"), passphrase
     )
-    atomic_write_bytes(path, blob, mode=FILE_MODE)
+    path = _create_snapshot(target, _stamp(created), blob)
     manifest = {
         **payload,
         "file": path.name,
@@ -159,23 +188,82 @@ def write_snapshot(
         "secrets": [{"name": n, "fingerprint": fingerprint(v)} for n, v in values.items()],
     }
     mpath = manifest_path(path)
-    atomic_write_text(mpath, json.dumps(manifest, indent=2) + "\n", mode=FILE_MODE)
-    removed = prune_snapshots(target, settings.keep)
+    try:
+        create_exclusive(mpath, (json.dumps(manifest, indent=2) + "\n").encode(), mode=FILE_MODE)
+    except BaseException:
+        path.unlink(missing_ok=True)  # a snapshot without its manifest is not kept half-done
+        raise
+    removed, held = prune_snapshots(target, settings.keep)
     log.info("secrets snapshot written: %s (%d names)", path.name, len(values))
-    return SnapshotInfo(path, mpath, created_at, tuple(values), tuple(removed))
+    return SnapshotInfo(path, mpath, created_at, tuple(values), tuple(removed), tuple(held))
 
 
-def prune_snapshots(folder: Path, keep: int) -> list[Path]:
-    """Remove all but the newest ``keep`` snapshots (and manifests) in ``folder``; 0 keeps all."""
-    if keep <= 0:
-        return []
+@dataclass(frozen=True)
+class SnapshotEntry:
+    """A snapshot on disk as rotation sees it: ``good`` when its manifest is there, is
+    valid and matches the file's sha256; ``count`` is the manifest's number of secrets."""
+
+    path: Path
+    good: bool
+    count: int
+
+
+def plan_rotation(
+    entries: Sequence[SnapshotEntry], keep: int
+) -> tuple[list[SnapshotEntry], list[SnapshotEntry]]:
+    """Which snapshots to remove, and which to hold beyond ``keep``; ``entries`` oldest first.
+
+    The newest ``keep`` stay (0 keeps all; a negative count is refused as
+    ConfigError). An older one is removed only when a newer snapshot that stays
+    is good and holds at least as many secrets; otherwise it is held: a run of
+    smaller or failed snapshots never rotates out the last good, fuller one.
+    Pure: no I/O.
+    """
+    if keep < 0:
+        raise ConfigError(f"secrets.snapshot.keep: {keep} is negative", hint="use 0 or more")
+    if keep == 0 or len(entries) <= keep:
+        return [], []
+    best = max((e.count for e in entries[-keep:] if e.good), default=0)
+    remove: list[SnapshotEntry] = []
+    held: list[SnapshotEntry] = []
+    for entry in reversed(entries[:-keep]):  # newest first
+        if entry.good and entry.count > best:
+            held.append(entry)
+            best = entry.count
+        else:
+            remove.append(entry)
+    return remove[::-1], held[::-1]
+
+
+def _entry(path: Path) -> SnapshotEntry:
+    try:
+        manifest = json.loads(manifest_path(path).read_text(encoding="utf-8"))
+        count = int(manifest["count"])
+        good = (
+            manifest.get("file") == path.name
+            and manifest.get("sha256") == hashlib.sha256(path.read_bytes()).hexdigest()
+            and count > 0
+        )
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return SnapshotEntry(path, False, 0)
+    return SnapshotEntry(path, good, count if good else 0)
+
+
+def prune_snapshots(folder: Path, keep: int) -> tuple[list[Path], list[Path]]:
+    """Apply :func:`plan_rotation` to ``folder``: (removed, held beyond ``keep``) snapshots."""
     snaps = sorted(folder.glob(f"secrets-*{SUFFIX}"), key=lambda p: (p.stat().st_mtime, p.name))
-    removed: list[Path] = []
-    for old in snaps[:-keep]:
-        for path in (old, manifest_path(old)):
+    remove, held = plan_rotation([_entry(p) for p in snaps], keep)
+    for entry in remove:
+        for path in (entry.path, manifest_path(entry.path)):
             path.unlink(missing_ok=True)
-        removed.append(old)
-    return removed
+    for entry in held:
+        log.warning(
+            "secrets snapshot %s kept beyond keep: it holds %d secrets, more than any newer "
+            "snapshot (delete it by hand if those secrets were removed on purpose)",
+            entry.path.name,
+            entry.count,
+        )
+    return [e.path for e in remove], [e.path for e in held]
 
 
 def read_snapshot(path: Path, passphrase: str) -> dict[str, str]:

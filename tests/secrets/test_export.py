@@ -50,7 +50,10 @@ def test_export_files_are_0600_and_json_round_trips(tmp_path: Path) -> None:
     env = tmp_path / "out.env"
     env.write_text("old")
     env.chmod(0o644)
-    export_to_file(AWKWARD, "dotenv", env)
+    with pytest.raises(UsageError, match="already exists"):
+        export_to_file(AWKWARD, "dotenv", env)
+    assert env.read_text() == "old"
+    export_to_file(AWKWARD, "dotenv", env, force=True)
     assert stat.S_IMODE(env.stat().st_mode) == 0o600
     assert dotenv_values(env, interpolate=False) == AWKWARD
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
