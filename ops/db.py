@@ -351,7 +351,7 @@ _GONE_CLASSES = ("08",)
 _GONE_CODES = ("57P01", "57P02", "57P03")
 
 
-def map_error(exc: psycopg.Error, conn: psycopg.Connection[Any] | None = None) -> OpsError:
+def map_error(exc: BaseException, conn: psycopg.Connection[Any] | None = None) -> OpsError:
     """The OpsError for a driver error: the one translation of psycopg into the error tree.
 
     A lost connection is DatabaseUnreachable (exit 4); everything else is
@@ -374,9 +374,10 @@ def map_error(exc: psycopg.Error, conn: psycopg.Connection[Any] | None = None) -
             hint="check that the server is up and reachable, then rerun",
         )
     if sqlstate == "42501":
-        return DatabaseError(
-            f"permission denied: {primary}", hint=_privilege_hint(primary, conn), sqlstate=sqlstate
+        message = (
+            primary if primary.startswith("permission denied") else f"not permitted: {primary}"
         )
+        return DatabaseError(message, hint=_privilege_hint(primary, conn), sqlstate=sqlstate)
     if sqlstate == "57014":
         return DatabaseError(
             f"the statement was cancelled: {primary}",
@@ -392,41 +393,43 @@ _DENIED_ON = re.compile(
     r"permission denied for (?P<kind>database|schema|table|relation|sequence|function|view|"
     r"materialized view|type|language|tablespace) (?P<obj>\S+)"
 )
+# kind -> (what the role lacks, the GRANT that gives it)
 _GRANTS = {
-    "database": "CREATE",
-    "schema": "USAGE, CREATE",
-    "table": "the needed privilege (SELECT, INSERT, UPDATE, DELETE)",
-    "relation": "the needed privilege (SELECT, INSERT, UPDATE, DELETE)",
-    "view": "SELECT",
-    "materialized view": "SELECT",
-    "sequence": "USAGE",
-    "function": "EXECUTE",
-    "type": "USAGE",
-    "language": "USAGE",
-    "tablespace": "CREATE",
+    "database": ("CREATE (to create schemas)", "CREATE"),
+    "schema": ("USAGE (and CREATE to add objects)", "USAGE, CREATE"),
+    "table": ("a privilege on it", "SELECT, INSERT, UPDATE, DELETE"),
+    "relation": ("a privilege on it", "SELECT, INSERT, UPDATE, DELETE"),
+    "view": ("SELECT", "SELECT"),
+    "materialized view": ("SELECT", "SELECT"),
+    "sequence": ("USAGE", "USAGE"),
+    "function": ("EXECUTE", "EXECUTE"),
+    "type": ("USAGE", "USAGE"),
+    "language": ("USAGE", "USAGE"),
+    "tablespace": ("CREATE", "CREATE"),
 }
 
 
 def _privilege_hint(message: str, conn: psycopg.Connection[Any] | None) -> str:
-    role = "the connected role"
+    role = ""
     with contextlib.suppress(Exception):  # the role's name is a courtesy; never fail on it
-        if conn is not None and not conn.closed and conn.info.user:
-            role = f"role {conn.info.user}"
+        if conn is not None and not conn.closed:
+            role = conn.info.user or ""
+    who = f"role {role}" if role else "the connected role"
     match = _DENIED_ON.search(message)
     if match:
         kind, obj = match.group("kind"), match.group("obj")
+        lacks, grant = _GRANTS[kind]
         keyword = "TABLE" if kind == "relation" else kind.upper()
-        who = role.removeprefix("role ") if role.startswith("role ") else "<role>"
         return (
-            f"{role} lacks {_GRANTS[kind]} on {kind} {obj}: an owner or superuser can run "
-            f"GRANT {_GRANTS[kind].split(' (')[0]} ON {keyword} {obj} TO {who}; or connect "
-            "as a role that has it"
+            f"{who} lacks {lacks} on {kind} {obj}; its owner or a superuser can run: "
+            f"GRANT {grant} ON {keyword} {obj} TO {role or '<role>'} (the privileges this "
+            "needs); or connect as a role that has them"
         )
     if message.startswith("must be owner of"):
-        return f"{role} is not the owner: {message}; connect as the owner, or transfer ownership"
+        return f"{who} is not the owner ({message}); connect as the owner, or transfer ownership"
     if "superuser" in message:
-        return f"{role} is not a superuser, which this needs; ask the server's administrator"
-    return f"{role} lacks a privilege this needs; grant it, or connect as a role that has it"
+        return f"{who} is not a superuser, which this needs; ask the server's administrator"
+    return f"{who} lacks a privilege this needs; grant it, or connect as a role that has it"
 
 
 PsycopgError = psycopg.Error

@@ -183,6 +183,90 @@ def fresh_db(pg: PgServer) -> Iterator[str]:
     yield from _cloned_db(pg, TEMPLATE_DB, "t")
 
 
+@dataclass
+class LowPrivDb:
+    """A database owned by a role that is not superuser and has no CREATE on it."""
+
+    dsn: str  # as the low-privilege role
+    admin_dsn: str  # the same database as the superuser
+    role: str
+    dbname: str
+
+
+def low_privilege_db(pg: PgServer, template: str | None, prefix: str) -> Iterator[LowPrivDb]:
+    """A database cloned from ``template``, owned by a new role without CREATE on it.
+
+    Like Supabase's own ``postgres`` role: it owns the database and its
+    ``public`` schema, may connect and create tables there, but is not
+    superuser, cannot create databases or roles, and cannot create schemas.
+    """
+    from psycopg import sql
+
+    name = f"{prefix}{os.getpid()}_{next(_counter)}"
+    role = f"{name}_owner"
+    dsn = pg.login_role(role, "nosuperuser nocreatedb nocreaterole", dbname=name)
+    clone = sql.SQL(" template {}").format(sql.Identifier(template)) if template else sql.SQL("")
+    with pg.admin() as conn:
+        conn.execute(
+            sql.SQL("create database {} owner {}").format(
+                sql.Identifier(name), sql.Identifier(role)
+            )
+            + clone
+        )
+        conn.execute(
+            sql.SQL("revoke create on database {} from {}, public").format(
+                sql.Identifier(name), sql.Identifier(role)
+            )
+        )
+    with psycopg.connect(pg.dsn(name), autocommit=True) as conn:
+        conn.execute(sql.SQL("alter schema public owner to {}").format(sql.Identifier(role)))
+    yield LowPrivDb(dsn=dsn, admin_dsn=pg.dsn(name), role=role, dbname=name)
+    with pg.admin() as conn:
+        conn.execute(
+            sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name))
+        )
+        conn.execute(sql.SQL("drop role if exists {}").format(sql.Identifier(role)))
+
+
+@pytest.fixture
+def lowpriv_db(pg: PgServer) -> Iterator[LowPrivDb]:
+    """An empty database owned by a role without superuser and without CREATE on it."""
+    yield from low_privilege_db(pg, TEMPLATE_DB, "lp")
+
+
+@pytest.fixture
+def lowpriv_migrated_db(pg: PgServer, migrated_template: str) -> Iterator[LowPrivDb]:
+    """The migrated schema, used by a low-privilege owner with a managed project's grants.
+
+    The migrations ran as the superuser (as Supabase's own do); the role may
+    read the migration history and read and write the app's tables, and no more.
+    """
+    from psycopg import sql
+
+    for db in low_privilege_db(pg, migrated_template, "lm"):
+        role = sql.Identifier(db.role)
+        with psycopg.connect(db.admin_dsn, autocommit=True) as conn:
+            for schema in ("supabase_migrations", "ops"):
+                conn.execute(
+                    sql.SQL("grant usage on schema {} to {}").format(sql.Identifier(schema), role)
+                )
+                conn.execute(
+                    sql.SQL("grant select on all tables in schema {} to {}").format(
+                        sql.Identifier(schema), role
+                    )
+                )
+            conn.execute(
+                sql.SQL(
+                    "grant select, insert, update, delete, truncate on all tables in schema public "
+                    "to {}"
+                ).format(role)
+            )
+            conn.execute(
+                sql.SQL("grant usage on all sequences in schema public to {}").format(role)
+            )
+        yield db  # fmt: skip
+
+
 # -- PostgreSQL 15 (system binaries) ---------------------------------------------------
 @pytest.fixture(scope="session")
 def pg15(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PgServer]:
@@ -300,3 +384,14 @@ def migrated_db(pg: PgServer, migrated_template: str) -> Iterator[str]:
     """A DSN to a new database cloned from the migrated template; dropped after."""
     yield from _cloned_db(pg, migrated_template, "m")
 
+
+# -- OpenBao (a real Vault-API server) -----------------------------------------------------
+# Imported last: tests/openbao.py uses require_service from this module.
+from tests.openbao import (  # noqa: E402
+    openbao,
+    openbao_server,
+    openbao_tls,
+    openbao_uninitialised,
+)
+
+__all__ = ["openbao", "openbao_server", "openbao_tls", "openbao_uninitialised"]

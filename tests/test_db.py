@@ -1,4 +1,4 @@
-"""ops.db against a real PostgreSQL: DSN masking, timeouts, advisory locks."""
+"""ops.db against a real PostgreSQL: timeouts, advisory locks (DSNs: tests/test_dsn.py)."""
 
 from __future__ import annotations
 
@@ -9,46 +9,9 @@ import psycopg
 import pytest
 
 from ops import db
-from ops.errors import ConfigError, DatabaseUnreachable, LockBusy
+from ops.errors import DatabaseUnreachable, LockBusy
 
-
-@pytest.mark.parametrize(
-    ("dsn", "masked"),
-    [
-        (
-            "postgresql://app:s3cret@db.example.com:5432/empire",
-            "postgresql://app:****@db.example.com:5432/empire",
-        ),
-        (
-            "postgres://postgres.abcd:p%40ss%3Aword@aws-0-eu.pooler.supabase.com:6543/postgres",
-            "postgres://postgres.abcd:****@aws-0-eu.pooler.supabase.com:6543/postgres",
-        ),
-        ("postgresql://app@localhost/empire", "postgresql://app@localhost/empire"),
-        (
-            "host=db port=5432 user=app password=s3cret dbname=e",
-            "host=db port=5432 user=app password=**** dbname=e",
-        ),
-        ("host=db password='with space' user=app", "host=db password=**** user=app"),
-        (
-            "postgresql://localhost/empire?password=s3cret&sslmode=require",
-            "postgresql://localhost/empire?password=****&sslmode=require",
-        ),
-    ],
-)
-def test_mask_dsn(dsn: str, masked: str) -> None:
-    assert db.mask_dsn(dsn) == masked
-
-
-def test_parse_dsn_error_never_shows_the_password() -> None:
-    with pytest.raises(ConfigError) as info:
-        db.parse_dsn("host=db password='hunter2secret")
-    assert "hunter2secret" not in str(info.value)
-
-
-def test_make_dsn_percent_encodes() -> None:
-    dsn = db.make_dsn("h", 5432, "u", "d", "p@ss:w/rd")
-    assert db.dsn_password(dsn) == "p@ss:w/rd"
-    assert "p@ss" not in db.mask_dsn(dsn)
+# DSN parsing and masking: tests/test_dsn.py.
 
 
 def test_connect_sets_application_name_and_statement_timeout(fresh_db: str) -> None:
@@ -149,3 +112,46 @@ def test_scratch_database_is_dropped_even_when_the_block_fails(pg) -> None:
     with db.connect(pg.dsn(), autocommit=True) as admin:
         rows = db.run_query(admin, "select 1 from pg_database where datname = %s", (names[0],))
     assert rows == []
+
+
+# -- the seam maps every driver error ---------------------------------------------------
+def test_a_commit_time_error_is_mapped(fresh_db: str) -> None:
+    from ops.errors import DatabaseError
+
+    with db.connect(fresh_db, autocommit=True) as conn:
+        db.run_query(
+            conn,
+            "create table t (id int unique deferrable initially deferred)",
+        )
+        with pytest.raises(DatabaseError) as info, db.transaction(conn):
+            db.run_query(conn, "insert into t values (1), (1)")  # checked only at COMMIT
+        assert info.value.sqlstate == "23505" and "duplicate key" in info.value.message
+        assert db.run_query(conn, "select count(*) as n from t") == [{"n": 0}]
+
+
+def test_a_lost_connection_is_unreachable_and_a_timeout_names_the_setting(fresh_db: str) -> None:
+    from ops.errors import DatabaseError
+
+    opts = db.ConnectOptions(statement_timeout=0.5)
+    with db.connect(fresh_db, opts, autocommit=True) as conn:
+        with pytest.raises(DatabaseError) as slow:
+            db.run_query(conn, "select pg_sleep(3)")
+        assert slow.value.sqlstate == "57014"
+        assert "database.statement_timeout" in (slow.value.hint or "")
+        with pytest.raises(DatabaseUnreachable) as gone:
+            db.run_query(conn, "select pg_terminate_backend(pg_backend_pid())")
+        assert gone.value.exit_code == 4 and "lost the database connection" in gone.value.message
+
+
+def test_ensure_database_quotes_the_name_and_is_idempotent(pg) -> None:
+    name = "Empire Mixed-Case"  # needs quoting: created exactly as named
+    try:
+        assert db.ensure_database(pg.dsn(), name) is True
+        assert db.ensure_database(pg.dsn(), name) is False
+        with db.connect(db.with_dbname(pg.dsn(), name), autocommit=True) as conn:
+            assert db.run_query(conn, "select current_database() as d") == [{"d": name}]
+    finally:
+        with db.connect(pg.dsn(), autocommit=True) as admin:
+            db.run_query(
+                admin, db.SQL("drop database if exists {} with (force)").format(db.Identifier(name))
+            )

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from ops import db
 from ops import findings as F
+from ops.errors import OpsError
 from ops.findings import Finding
 from ops.migrate import history
 from ops.migrate.common import (
@@ -103,12 +104,12 @@ def _apply(
                 err = failure(mig.filename, stmt, i, len(statements), exc, False)
                 _record_failure(conn, settings, mig, actor, started, err.message)
                 raise err from None
-        with conn.transaction():
+        with db.transaction(conn):
             history.record_up(
                 conn, settings.history_schema, mig, actor=actor, duration_ms=ms_since(started)
             )
     else:
-        with conn.transaction():
+        with db.transaction(conn):
             run_statements(conn, mig.filename, statements, rolled_back=True)
             history.record_up(
                 conn, settings.history_schema, mig, actor=actor, duration_ms=ms_since(started)
@@ -129,7 +130,7 @@ def _record_failure(
     error: str,
 ) -> None:
     try:
-        with conn.transaction():
+        with db.transaction(conn):
             history.record_failure(
                 conn,
                 settings.history_schema,
@@ -138,7 +139,7 @@ def _record_failure(
                 duration_ms=ms_since(started),
                 error=error,
             )
-    except db.PsycopgError as exc:  # the connection may be gone; the raise that follows matters
+    except (db.PsycopgError, OpsError) as exc:  # the connection may be gone; the raise matters
         log.warning("could not record the failure of %s: %s", mig.filename, exc)
 
 

@@ -168,6 +168,8 @@ def failure(
         else "earlier statements of this no-transaction file stay applied"
     )
     hint = "fix the statement and rerun `empire-ops migrate up`"
+    if sqlstate == "42501":  # a missing privilege: name it and the GRANT that gives it
+        hint = db.map_error(exc).hint or hint
     if sqlstate == "25001":
         hint = "mark the file with a '-- migrate:no-transaction' line (CONCURRENTLY cannot run " \
             "in a transaction)"  # fmt: skip

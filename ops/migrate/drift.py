@@ -430,7 +430,8 @@ def _pending(conn: Any, config: Config | None) -> list[Finding]:
             F.error(
                 "SCHEMA_PENDING_MIGRATIONS",
                 "migrations",
-                f"cannot read the migration status: {exc.message}",
+                f"cannot read the migration status: {exc.message}"
+                + (f" (hint: {exc.hint})" if exc.hint else ""),
                 runbook=_rb("SCHEMA_PENDING_MIGRATIONS"),
             )
         ]

@@ -65,21 +65,25 @@ def ensure_history(conn: db.Connection[Any], schema: str) -> None:
     if ready and ready[0]["ok"]:
         return
     side = db.Identifier(schema)
-    with conn.transaction():
-        conn.execute("create schema if not exists supabase_migrations")
-        conn.execute(
+    with db.transaction(conn):
+        db.run_query(conn, "create schema if not exists supabase_migrations")
+        db.run_query(
+            conn,
             "create table if not exists supabase_migrations.schema_migrations "
-            "(version text not null primary key)"
+            "(version text not null primary key)",
         )
-        conn.execute(
+        db.run_query(
+            conn,
             "alter table supabase_migrations.schema_migrations "
-            "add column if not exists statements text[]"
+            "add column if not exists statements text[]",
         )
-        conn.execute(
-            "alter table supabase_migrations.schema_migrations add column if not exists name text"
+        db.run_query(
+            conn,
+            "alter table supabase_migrations.schema_migrations add column if not exists name text",
         )
-        conn.execute(db.SQL("create schema if not exists {}").format(side))
-        conn.execute(
+        db.run_query(conn, db.SQL("create schema if not exists {}").format(side))
+        db.run_query(
+            conn,
             db.SQL(
                 """
                 create table if not exists {}.migration_history (
@@ -97,13 +101,14 @@ def ensure_history(conn: db.Connection[Any], schema: str) -> None:
                   error text
                 )
                 """
-            ).format(side)
+            ).format(side),
         )
-        conn.execute(
+        db.run_query(
+            conn,
             db.SQL(
                 "create index if not exists migration_history_version_idx "
                 "on {}.migration_history (version, id)"
-            ).format(side)
+            ).format(side),
         )
 
 
@@ -173,7 +178,8 @@ def record_up(
     conn: db.Connection[Any], schema: str, mig: Migration, *, actor: str, duration_ms: int
 ) -> None:
     """Write both history rows of an applied migration (in the caller's transaction)."""
-    conn.execute(
+    db.run_query(
+        conn,
         "insert into supabase_migrations.schema_migrations (version, name, statements) "
         "values (%s, %s, %s)",
         (mig.version, mig.name, [s.sql for s in mig.up_statements]),
@@ -195,7 +201,9 @@ def record_down(
     duration_ms: int,
 ) -> None:
     """Remove the applied row and log the revert (in the caller's transaction)."""
-    conn.execute("delete from supabase_migrations.schema_migrations where version = %s", (version,))
+    db.run_query(
+        conn, "delete from supabase_migrations.schema_migrations where version = %s", (version,)
+    )
     _side_row(
         conn, schema, version, name, "down", checksum, actor, duration_ms, True, False, None, None
     )
@@ -231,7 +239,7 @@ def _side_row(
     down_sql: str | None,
     error: str | None,
 ) -> None:
-    conn.execute(
+    db.run_query(conn,
         db.SQL(
             "insert into {}.migration_history (version, name, direction, checksum, applied_by, "
             "duration_ms, success, no_transaction, down_sql, error) "

@@ -50,7 +50,7 @@ def drop_invalid_index(conn: db.Connection[Any], stmt: Statement) -> str | None:
     ident = db.Identifier(str(rows[0]["nspname"]), str(rows[0]["relname"]))
     shown = str(rows[0]["shown"])  # as PostgreSQL prints it: quoted only where needed
     log.warning("dropping INVALID index %s left by a failed concurrent build", shown)
-    conn.execute(db.SQL("drop index concurrently if exists {}").format(ident))
+    db.run_query(conn, db.SQL("drop index concurrently if exists {}").format(ident))
     return shown
 
 

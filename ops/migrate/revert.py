@@ -87,13 +87,13 @@ def _revert(
     log.info("reverting %s", label)
     if step.no_transaction:
         run_statements(conn, label, step.statements, rolled_back=False)
-        with conn.transaction():
+        with db.transaction(conn):
             history.record_down(
                 conn, settings.history_schema, step.version, step.name, step.checksum,
                 actor=actor, duration_ms=ms_since(started),
             )  # fmt: skip
     else:
-        with conn.transaction():
+        with db.transaction(conn):
             run_statements(conn, label, step.statements, rolled_back=True)
             history.record_down(
                 conn, settings.history_schema, step.version, step.name, step.checksum,
