@@ -50,6 +50,15 @@ def _secret_names(v: Any) -> Any:
     return v
 
 
+def _is_recovery_window(v: Any) -> Any:
+    from ops.config import parse_duration
+
+    days = parse_duration(v) / 86400
+    if days != int(days) or not 7 <= days <= 30:
+        raise ValueError(f"{v!r} is not a whole number of days from 7d to 30d (AWS's range)")
+    return v
+
+
 def _is_verify(v: Any) -> Any:
     if isinstance(v, str) and not v:
         raise ValueError("verify must be true, false or a CA bundle path")
@@ -98,6 +107,12 @@ SOURCE_OPTIONS: dict[str, Table] = {
             "region": Field(str, None, "region (else $AWS_REGION)"),
             "profile": Field(str, None, "named AWS profile"),
             "endpoint_url": Field(str, None, "custom endpoint (e.g. a local test server)"),
+            "recovery_window": Field(
+                str,
+                None,
+                "per-key --prune: days AWS keeps a deleted secret restorable, 7d-30d (default 7d)",
+                check=_is_recovery_window,
+            ),
             "timeout": _TIMEOUT,
         }
     ),

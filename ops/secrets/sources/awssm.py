@@ -4,6 +4,11 @@
 name -> value. ``mode = "per-key"``: each secret named ``<prefix><NAME>`` holds
 one value. Region, profile and endpoint can be overridden (else the usual
 ``AWS_*`` environment). Timeouts are short and botocore retries at most once.
+
+Deleting (``sync --prune`` in per-key mode) never destroys a secret at once:
+it is scheduled for deletion with a recovery window (``recovery_window``,
+default 7 days, AWS allows 7 to 30) during which ``aws secretsmanager
+restore-secret`` brings it back; writing the name again restores it first.
 """
 
 from __future__ import annotations
@@ -13,6 +18,8 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any, TypeVar
 
+from ops.config import parse_duration
+from ops.errors import ConfigError
 from ops.secrets.errors import (
     SourceAccessDenied,
     SourceInvalid,
@@ -34,6 +41,7 @@ _DENIED = {
     "MissingAuthenticationToken",
 }
 _NOT_FOUND = {"ResourceNotFoundException"}
+DEFAULT_RECOVERY_DAYS = 7
 
 
 class AwsSecretsManagerSource(SecretSource):
@@ -58,6 +66,27 @@ class AwsSecretsManagerSource(SecretSource):
     @property
     def configured(self) -> bool:
         return bool(self.prefix if self.per_key else self.secret_id)
+
+    @property
+    def recovery_days(self) -> int:
+        """Days a deleted secret stays restorable: ``recovery_window`` (7d-30d), default 7.
+
+        Raises ConfigError for a value AWS would refuse (e.g. from a URL's query).
+        """
+        text = self.options.get("recovery_window")
+        if not text:
+            return DEFAULT_RECOVERY_DAYS
+        try:
+            days = parse_duration(str(text)) / 86400
+        except ValueError as exc:
+            raise ConfigError(f"secrets.sources.{self.name}.recovery_window: {exc}") from None
+        if days != int(days) or not 7 <= days <= 30:
+            raise ConfigError(
+                f"secrets.sources.{self.name}.recovery_window: {text!r} is not a whole number "
+                "of days from 7d to 30d",
+                hint="AWS keeps a deleted secret restorable for 7 to 30 days; the default is 7d",
+            )
+        return int(days)
 
     def describe(self) -> str:
         if not self.configured:
@@ -142,8 +171,11 @@ class AwsSecretsManagerSource(SecretSource):
             if token:
                 kwargs["NextToken"] = token
             page = self._call(partial(client.list_secrets, **kwargs), f"{self.prefix}*")
+            # A secret scheduled for deletion (pruned, still restorable) holds no value.
             names += [
-                s["Name"] for s in page.get("SecretList", []) if s["Name"].startswith(self.prefix)
+                s["Name"]
+                for s in page.get("SecretList", [])
+                if s["Name"].startswith(self.prefix) and "DeletedDate" not in s
             ]
             token = page.get("NextToken")
             if not token:
@@ -174,11 +206,33 @@ class AwsSecretsManagerSource(SecretSource):
                 raise
             self._call(lambda: client.create_secret(Name=secret_id, SecretString=text), secret_id)
 
+    def _scheduled_for_deletion(self, client: Any) -> set[str]:
+        """Names under the prefix that a prune scheduled for deletion (still restorable)."""
+        names: set[str] = set()
+        token: str | None = None
+        while True:
+            kwargs: dict[str, Any] = {
+                "Filters": [{"Key": "name", "Values": [self.prefix]}],
+                "IncludePlannedDeletion": True,
+            }
+            if token:
+                kwargs["NextToken"] = token
+            page = self._call(partial(client.list_secrets, **kwargs), f"{self.prefix}*")
+            names |= {s["Name"] for s in page.get("SecretList", []) if "DeletedDate" in s}
+            token = page.get("NextToken")
+            if not token:
+                return names
+
     def _write_raw(self, values: dict[str, str]) -> None:
         client = self._client()
         if self.per_key:
+            # AWS refuses to write a secret scheduled for deletion: bring a pruned name back first.
+            pruned = self._scheduled_for_deletion(client)
             for name, value in values.items():
-                self._call(partial(self._put, client, self.prefix + name, value), name)
+                full = self.prefix + name
+                if full in pruned:
+                    self._call(partial(client.restore_secret, SecretId=full), full)
+                self._call(partial(self._put, client, full, value), name)
             return
         try:
             data, _ = self._json_document(client)
@@ -190,10 +244,11 @@ class AwsSecretsManagerSource(SecretSource):
     def _delete_raw(self, names: list[str]) -> None:
         client = self._client()
         if self.per_key:
+            days = self.recovery_days
             for name in names:
                 full = self.prefix + name
                 self._call(
-                    partial(client.delete_secret, SecretId=full, ForceDeleteWithoutRecovery=True),
+                    partial(client.delete_secret, SecretId=full, RecoveryWindowInDays=days),
                     full,
                 )
             return
