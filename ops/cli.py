@@ -43,9 +43,31 @@ def _log_format(value: str | None) -> str | None:
     return value
 
 
+def _version(value: bool) -> None:
+    """``--version``: print the installed version and exit (read lazily: only when asked)."""
+    if not value:
+        return
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        number = version("empire-ops")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        number = "unknown (not installed)"
+    typer.echo(f"empire-ops {number}")
+    raise typer.Exit(0)
+
+
 @app.callback()
 def _global(
     ctx: typer.Context,
+    _show_version: bool = typer.Option(
+        False,
+        "--version",
+        is_eager=True,
+        expose_value=False,
+        callback=_version,
+        help="Print the version and exit.",
+    ),
     config: str = typer.Option(
         None,
         "--config",
@@ -141,7 +163,7 @@ def db_status(
 
     st = _cluster(ctx).status()
     if as_json:
-        echo_json(status_dict(st))
+        echo_json(status_dict(st), exit_code=0 if st.running else 1)
     else:
         running = f"yes (pid {st.pid}, port {st.port})" if st.running else "no"
         echo(f"running:   {running}")

@@ -116,11 +116,23 @@ def configure_logging_from(ctx: typer.Context) -> None:
     )
 
 
-def echo_json(data: Any) -> None:
-    from ops.logs import redact
+def echo_json(payload: Any, *, exit_code: int | None = None) -> None:
+    """Print one ``--json`` envelope (docs/json.md), redacted inside the structure.
 
-    text = data if isinstance(data, str) else json.dumps(data, indent=2, default=str)
-    typer.echo(redact(text))
+    ``payload`` is a report with ``envelope()`` (every FindingsReport), envelope
+    text from :func:`ops.findings.to_json`, or the ``data`` of a command that
+    has no findings, which is wrapped with ``exit_code`` (default 0): pass the
+    code the command exits with, so the envelope never disagrees with it.
+    """
+    from ops import findings as F
+
+    if hasattr(payload, "envelope"):
+        payload = payload.envelope()
+    elif isinstance(payload, str):
+        payload = json.loads(payload)
+    if not F.is_envelope(payload):
+        payload = F.envelope([], payload, exit_code=exit_code or 0)
+    typer.echo(F.dumps(payload))
 
 
 def echo(text: str, *, err: bool = False) -> None:

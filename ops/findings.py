@@ -11,12 +11,24 @@ from __future__ import annotations
 import json
 import shutil
 import textwrap
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from enum import IntEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ops.errors import EXIT_FAILED, EXIT_OK, EXIT_SECRETS, EXIT_UNREACHABLE, EXIT_USAGE
+from ops.errors import (
+    EXIT_BUSY,
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_SECRETS,
+    EXIT_UNREACHABLE,
+    EXIT_USAGE,
+)
+
+# The version of the ``--json`` envelope (docs/json.md). Bump it when a key of
+# the envelope changes meaning or goes away; adding keys under ``data`` does not.
+SCHEMA_VERSION = 1
+ENVELOPE_KEYS = ("schema_version", "ok", "exit_code", "findings", "data")
 
 
 class Severity(IntEnum):
@@ -43,13 +55,28 @@ class Severity(IntEnum):
 
 
 # Which exit code an error-level finding maps to, by the most specific first.
-# Findings that name none fall back to EXIT_FAILED.
-_EXIT_PRIORITY = (EXIT_USAGE, EXIT_SECRETS, EXIT_UNREACHABLE, EXIT_FAILED)
+# Findings that name none fall back to EXIT_FAILED. Busy (5) comes after the
+# causes a user must fix (2, 3, 4): waiting for the other run would not help
+# them, while a retry after a busy answer is only worth it once they are fixed.
+_EXIT_PRIORITY = (EXIT_USAGE, EXIT_SECRETS, EXIT_UNREACHABLE, EXIT_BUSY, EXIT_FAILED)
+
+
+def runbook_for(code: str) -> str:
+    """The runbook of a finding code: ``runbooks/<CODE>.md``, relative to the runbooks' root.
+
+    Every finding of warning severity or worse names it, so one function
+    decides where runbooks are (the docs test checks each exists).
+    """
+    return f"runbooks/{code}.md"
 
 
 @dataclass(frozen=True)
 class Finding:
-    """One named result of a check. ``message`` must never hold a secret value."""
+    """One named result of a check. ``message`` must never hold a secret value.
+
+    ``runbook`` defaults to :func:`runbook_for` of the code for a warning or
+    worse (ok and info findings need no fixing, so they name none).
+    """
 
     code: str
     severity: Severity
@@ -58,6 +85,10 @@ class Finding:
     runbook: str | None = None
     exit_code: int | None = None
     details: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.runbook is None and self.severity >= Severity.WARNING:
+            object.__setattr__(self, "runbook", runbook_for(self.code))
 
     @property
     def is_problem(self) -> bool:
@@ -106,7 +137,8 @@ def exit_code_for(findings: Iterable[Finding]) -> int:
 
     Specific means: a configuration gap (2) explains more than a missing secret
     (3), which explains more than an unreachable service (4), which explains
-    more than a generic failure (1).
+    more than another run holding the lock (5), which explains more than a
+    generic failure (1).
     """
     codes = {f.effective_exit_code for f in findings if f.is_problem}
     if not codes:
@@ -118,25 +150,39 @@ def exit_code_for(findings: Iterable[Finding]) -> int:
 
 
 class FindingsReport:
-    """Mixin for a report that holds ``findings``: its exit code and stable ``--json``.
+    """Mixin for a report that holds ``findings``: its exit code and its ``--json`` envelope.
 
-    Subclasses (usually dataclasses) add their own keys to the JSON by
-    overriding :meth:`extra`; the shape is ``{ok, exit_code, worst, summary,
-    findings, ...extra}`` everywhere.
+    Subclasses (usually dataclasses) add their keys to the envelope's ``data``
+    by overriding :meth:`extra`; ``data`` always holds ``worst`` and ``summary``
+    too. The envelope is the same everywhere: see :func:`envelope`.
     """
 
-    findings: list[Finding]
+    if TYPE_CHECKING:  # a field of the subclass, or a property computing them
+
+        @property
+        def findings(self) -> list[Finding]: ...
 
     @property
     def exit_code(self) -> int:
         return exit_code_for(self.findings)
 
     def extra(self) -> dict[str, Any]:
-        """Keys added to the JSON beside ``findings`` (none by default)."""
+        """Report-specific keys of the envelope's ``data`` (none by default)."""
         return {}
 
+    def json_data(self) -> dict[str, Any]:
+        """The envelope's ``data``: ``worst``, ``summary`` and :meth:`extra`."""
+        return {"worst": worst(self.findings).label, "summary": summary(self.findings)} | (
+            self.extra()
+        )
+
+    def envelope(self) -> dict[str, Any]:
+        """The ``--json`` envelope of this report (not yet redacted)."""
+        return envelope(self.findings, self.json_data(), exit_code=self.exit_code)
+
     def to_json(self) -> str:
-        return to_json(self.findings, **self.extra())
+        """The envelope as redacted JSON text (see :func:`dumps`)."""
+        return dumps(self.envelope())
 
 
 def summary(findings: Sequence[Finding]) -> dict[str, int]:
@@ -147,17 +193,53 @@ def summary(findings: Sequence[Finding]) -> dict[str, int]:
     return counts
 
 
-def to_json(findings: Sequence[Finding], **extra: Any) -> str:
-    """The stable ``--json`` shape: ``{ok, exit_code, summary, findings, ...extra}``."""
-    payload: dict[str, Any] = {
-        "ok": exit_code_for(findings) == EXIT_OK,
-        "exit_code": exit_code_for(findings),
-        "worst": worst(findings).label,
-        "summary": summary(findings),
+def envelope(
+    findings: Sequence[Finding] = (),
+    data: Mapping[str, Any] | None = None,
+    *,
+    exit_code: int | None = None,
+) -> dict[str, Any]:
+    """The one ``--json`` shape: ``{schema_version, ok, exit_code, findings, data}``.
+
+    ``exit_code`` is the code the command exits with; it defaults to
+    :func:`exit_code_for` the findings (commands without findings pass their
+    own). ``ok`` is true exactly when it is 0. ``data`` holds what is specific
+    to the command. Documented in docs/json.md.
+    """
+    code = exit_code_for(findings) if exit_code is None else exit_code
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "ok": code == EXIT_OK,
+        "exit_code": code,
         "findings": [f.to_dict() for f in findings],
+        "data": dict(data or {}),
     }
-    payload.update(extra)
-    return json.dumps(payload, indent=2, sort_keys=False, default=str)
+
+
+def is_envelope(payload: Any) -> bool:
+    """True when ``payload`` is a dict with exactly the envelope's keys."""
+    return isinstance(payload, dict) and set(payload) == set(ENVELOPE_KEYS)
+
+
+def dumps(payload: Any) -> str:
+    """``payload`` as JSON text, every string in it redacted *before* serialising.
+
+    Redacting the structure (not the text) is what keeps a secret holding a
+    quote, a newline or non-ASCII from slipping through as its JSON escape.
+    """
+    from ops.logs import redact_data
+
+    return json.dumps(redact_data(payload), indent=2)
+
+
+def to_json(
+    findings: Sequence[Finding] = (),
+    data: Mapping[str, Any] | None = None,
+    *,
+    exit_code: int | None = None,
+) -> str:
+    """:func:`envelope` as redacted JSON text: what every ``--json`` prints."""
+    return dumps(envelope(findings, data, exit_code=exit_code))
 
 
 _COLOURS = {

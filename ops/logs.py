@@ -112,6 +112,26 @@ class JsonFormatter(logging.Formatter):
 
 
 # --log-format, $EMPIRE_OPS_LOG_FORMAT and [logging] format take these.
+def redact_data(data: Any) -> Any:
+    """A JSON-ready copy of ``data`` with every string in it (keys too) through :func:`redact`.
+
+    Dicts, lists, tuples and sets are walked; ``None``, booleans and numbers
+    are kept; anything else (a Path, a datetime) becomes its redacted ``str``.
+    Serialise the result, never redact serialised text: a value holding a
+    quote, a newline or non-ASCII is escaped by ``json.dumps`` and would no
+    longer match.
+    """
+    if isinstance(data, str):
+        return redact(data)
+    if data is None or isinstance(data, bool | int | float):
+        return data
+    if isinstance(data, dict):
+        return {redact(str(k)): redact_data(v) for k, v in data.items()}
+    if isinstance(data, list | tuple | set | frozenset):
+        return [redact_data(v) for v in data]
+    return redact(str(data))
+
+
 LOG_FORMATS = ("auto", "text", "plain", "json")
 
 

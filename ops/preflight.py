@@ -53,7 +53,6 @@ def check_database(ctx: PreflightContext) -> Iterator[Finding]:
             "DB_UNREACHABLE",
             ctx.target.masked,
             exc.message,
-            runbook="runbooks/DB_UNREACHABLE.md",
             exit_code=EXIT_UNREACHABLE,
         )
         return
@@ -70,7 +69,6 @@ def check_database(ctx: PreflightContext) -> Iterator[Finding]:
             "DB_VERSION_UNSUPPORTED",
             ctx.target.masked,
             f"PostgreSQL {major} is older than the supported minimum {minimum}",
-            runbook="runbooks/DB_VERSION_UNSUPPORTED.md",
         )
 
 
@@ -96,7 +94,6 @@ def check_extensions(ctx: PreflightContext) -> Iterator[Finding]:
                 name,
                 f"extension {name!r} is not available on this server; migrations that need it "
                 "will fail",
-                runbook="runbooks/EXTENSION_UNAVAILABLE.md",
             )
         elif found[name]:
             yield F.ok("EXTENSION_INSTALLED", name, f"{name} {found[name]} installed")
@@ -121,7 +118,7 @@ CHECKS: list[Check] = [check_database, check_extensions, check_schema]
 
 
 @dataclass
-class PreflightReport:
+class PreflightReport(F.FindingsReport):
     """The findings of one preflight run, with what was checked and how long it took."""
 
     findings: list[Finding]
@@ -131,10 +128,6 @@ class PreflightReport:
     facts: dict[str, Any] = field(default_factory=dict)
     secrets: LoadResult | None = None
 
-    @property
-    def exit_code(self) -> int:
-        return F.exit_code_for(self.findings)
-
     def secrets_line(self) -> str:
         """Which sources were consulted, in order, and how they answered (names only)."""
         if self.secrets is None:
@@ -142,15 +135,14 @@ class PreflightReport:
         parts = [f"{s.name} {s.status} ({s.count})" for s in self.secrets.sources]
         return f"secrets: {len(self.secrets.secrets)} loaded; consulted " + ", ".join(parts)
 
-    def to_json(self) -> str:
+    def extra(self) -> dict[str, Any]:
         loaded = self.secrets
-        return F.to_json(
-            self.findings,
-            env=self.env,
-            target=self.target,
-            seconds=round(self.seconds, 3),
-            facts=self.facts,
-            secrets={
+        return {
+            "env": self.env,
+            "target": self.target,
+            "seconds": round(self.seconds, 3),
+            "facts": self.facts,
+            "secrets": {
                 "sources": [s.to_dict() for s in loaded.sources] if loaded else [],
                 "names": loaded.secrets.items_meta() if loaded else [],
             },
@@ -191,7 +183,7 @@ def run_preflight(
     except OpsError as exc:
         results.append(
             F.critical("SECRETS_CONFIG", "secrets", exc.message, exit_code=exc.exit_code)
-        )
+        }
         return report()
     results.extend(ctx.secrets.findings)
     dsn_name = config.get("database.url_secret")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -59,8 +60,9 @@ def test_quickstart_is_exactly_two_commands() -> None:
     assert [c.split("#")[0].strip() for c in commands] == ["make up", "make test"]
 
 
-# Every way the code names a runbook: a literal path, or a finding code passed
-# to the helpers that derive the path from it.
+# Every way the code names a runbook explicitly (most findings leave it to
+# ``runbook_for`` of their code, checked below): a literal path, or a finding
+# code passed to the helpers that derive the path from it.
 _RUNBOOK_REFERENCES = (
     r"runbooks/([A-Z0-9_]+)\.md",
     r'_rb\(\s*"([A-Z0-9_]+)"',
@@ -71,9 +73,88 @@ _RUNBOOK_REFERENCES = (
 def test_runbooks_named_by_findings_exist() -> None:
     source = _sources()
     codes = {code for pattern in _RUNBOOK_REFERENCES for code in re.findall(pattern, source)}
-    assert len(codes) > 30  # the patterns still match how the code names runbooks
+    assert len(codes) > 3  # the patterns still match how the code names runbooks
     missing = sorted(c for c in codes if not (REPO / "runbooks" / f"{c}.md").is_file())
     assert missing == [], f"runbooks referenced but missing: {missing}"
+
+
+_CODE = re.compile(r"[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+")
+_SEVERITIES = {"ok", "info", "warning", "error", "critical"}
+
+
+def _call_name(func: ast.expr) -> str | None:
+    return func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
+
+
+def _finding_codes() -> tuple[set[str], set[str]]:
+    """(codes that need a runbook, codes only ever reported as ok or info), from ops/ itself.
+
+    A code is any string literal of a family (the part before the first ``_``)
+    that some finding is created with, wherever it occurs: passed to a
+    constructor, through a helper, or in a table of codes. It needs no runbook
+    only when every occurrence is the code of an ``ok``/``info`` finding or a
+    comparison.
+    """
+    trees = [ast.parse(p.read_text()) for p in (REPO / "ops").rglob("*.py")]
+    created = {
+        node.args[0].value
+        for tree in trees
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and _call_name(node.func) in _SEVERITIES | {"Finding"}
+        and node.args
+        and isinstance(node.args[0], ast.Constant)
+        and isinstance(node.args[0].value, str)
+        and _CODE.fullmatch(node.args[0].value)
+    }
+    families = {code.split("_")[0] for code in created}
+    needs: set[str] = set()
+    informational: set[str] = set()
+    for tree in trees:
+        parents = {child: node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
+        for node in ast.walk(tree):
+            if not (isinstance(node, ast.Constant) and isinstance(node.value, str)):
+                continue
+            if not _CODE.fullmatch(node.value) or node.value.split("_")[0] not in families:
+                continue
+            parent = parents.get(node)
+            if isinstance(parent, ast.JoinedStr):
+                continue  # a prefix of codes built at run time, not a code
+            quiet = (
+                isinstance(parent, ast.Call)
+                and bool(parent.args)
+                and parent.args[0] is node
+                and _call_name(parent.func) in {"ok", "info"}
+            )
+            (informational if quiet or isinstance(parent, ast.Compare) else needs).add(node.value)
+    return needs, informational - needs
+
+
+def _runbook_exists(code: str) -> bool:
+    """The runbook :func:`ops.findings.runbook_for` names, in the repository or the package."""
+    import ops
+    from ops.findings import runbook_for
+
+    relative = runbook_for(code)
+    return any((root / relative).is_file() for root in (REPO, Path(ops.__file__).parent))
+
+
+def test_every_finding_code_has_a_runbook() -> None:
+    """Each code a warning or worse can carry has runbooks/<CODE>.md, derived from the code."""
+    needs, informational = _finding_codes()
+    assert {"SECRETS_WEAK", "DB_UNREACHABLE", "MIGRATE_FAILED", "LINT_DUPLICATE_INDEX"} <= needs
+    assert "SECRETS_SCAN_CLEAN" in informational  # the ok/info rule still sees those
+    missing = sorted(code for code in needs if not _runbook_exists(code))
+    assert missing == [], f"finding codes without a runbook: {missing}"
+
+
+def test_a_finding_names_the_runbook_of_its_code() -> None:
+    from ops import findings as F
+
+    assert F.error("SECRETS_WEAK", "s", "m").runbook == F.runbook_for("SECRETS_WEAK")
+    assert F.warning("SECRETS_WEAK", "s", "m").runbook == "runbooks/SECRETS_WEAK.md"
+    assert F.ok("DB_REACHABLE", "s", "m").runbook is None  # nothing to fix
+    assert F.error("X", "s", "m", runbook="runbooks/Y.md").runbook == "runbooks/Y.md"
 
 
 def _command_words(snippet: str) -> list[str]:

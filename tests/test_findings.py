@@ -5,7 +5,14 @@ from __future__ import annotations
 import json
 
 from ops import findings as F
-from ops.errors import EXIT_FAILED, EXIT_OK, EXIT_SECRETS, EXIT_UNREACHABLE, EXIT_USAGE
+from ops.errors import (
+    EXIT_BUSY,
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_SECRETS,
+    EXIT_UNREACHABLE,
+    EXIT_USAGE,
+)
 
 
 def test_no_findings_is_ok() -> None:
@@ -39,11 +46,20 @@ def test_exit_code_of_a_warning_is_zero_even_with_an_override() -> None:
     assert F.warning("X", "s", "m", exit_code=EXIT_SECRETS).effective_exit_code == EXIT_OK
 
 
-def test_json_shape_is_stable() -> None:
-    data = json.loads(F.to_json([F.error("X", "s", "m", runbook="runbooks/X.md")], env="dev"))
-    assert set(data) == {"ok", "exit_code", "worst", "summary", "findings", "env"}
-    assert data["ok"] is False and data["exit_code"] == 1 and data["worst"] == "error"
-    assert data["summary"]["error"] == 1
+def test_exit_5_comes_after_2_3_4_and_before_1() -> None:
+    """README "Exit codes": 2 before 3 before 4 before 5 before 1."""
+    busy = F.error("LOCK", "l", "busy", exit_code=EXIT_BUSY)
+    generic = F.error("GENERIC", "g", "x")
+    assert F.exit_code_for([generic, busy]) == EXIT_BUSY
+    for code in (EXIT_USAGE, EXIT_SECRETS, EXIT_UNREACHABLE):
+        assert F.exit_code_for([busy, generic, F.error("C", "c", "x", exit_code=code)]) == code
+
+
+def test_json_envelope_is_stable() -> None:
+    data = json.loads(F.to_json([F.error("X", "s", "m", runbook="runbooks/X.md")], {"env": "dev"}))
+    assert list(data) == ["schema_version", "ok", "exit_code", "findings", "data"]
+    assert data["schema_version"] == F.SCHEMA_VERSION == 1
+    assert data["ok"] is False and data["exit_code"] == 1 and data["data"] == {"env": "dev"}
     assert data["findings"][0] == {
         "code": "X",
         "severity": "error",
@@ -53,6 +69,8 @@ def test_json_shape_is_stable() -> None:
         "exit_code": 1,
         "details": {},
     }
+    # a command without findings passes the code it exits with
+    assert json.loads(F.to_json(data={"differs": True}, exit_code=1))["ok"] is False
 
 
 def test_table_shows_every_finding_and_the_runbook_of_problems() -> None:
@@ -92,4 +110,9 @@ def test_findings_report_mixin_gives_exit_code_and_json_with_extra_keys() -> Non
     report = Report([F.warning("W", "s", "m"), F.error("E", "s", "m", exit_code=3)], 7)
     assert report.exit_code == 3
     data = json.loads(report.to_json())
-    assert data["tables"] == 7 and data["exit_code"] == 3 and len(data["findings"]) == 2
+    assert data["exit_code"] == 3 and len(data["findings"]) == 2
+    assert data["data"] == {
+        "worst": "error",
+        "summary": {"ok": 0, "info": 0, "warning": 1, "error": 1, "critical": 0},
+        "tables": 7,
+    }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from ops import findings as F
 from ops.findings import Finding
@@ -15,6 +16,6 @@ class FindingsReport(F.FindingsReport):
     target: str
     findings: list[Finding]
 
-    def to_json(self) -> str:
-        """``{ok, exit_code, worst, summary, findings, target, ...extra}``."""
-        return F.to_json(self.findings, target=self.target, **self.extra())
+    def json_data(self) -> dict[str, Any]:
+        """The envelope's ``data``: ``target``, then ``worst``, ``summary`` and ``extra``."""
+        return {"target": self.target, **super().json_data()}

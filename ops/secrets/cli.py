@@ -42,7 +42,7 @@ def status(
         echo_json(report)
     else:
         echo(render_status(report, colour=is_tty()))
-    raise typer.Exit(report["exit_code"])
+    raise typer.Exit(report.exit_code)
 
 
 def run_command(

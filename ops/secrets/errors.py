@@ -9,12 +9,26 @@ No message ever contains a secret value.
 
 from __future__ import annotations
 
-from ops.errors import EXIT_FAILED, DependencyUnreachable, SecretsError
+from ops.errors import (
+    EXIT_BUSY,
+    EXIT_FAILED,
+    EXIT_SECRETS,
+    EXIT_UNREACHABLE,
+    EXIT_USAGE,
+    ConfigError,
+    DependencyUnreachable,
+    LockBusy,
+    SecretsError,
+)
 
 __all__ = [
     "SecretMissing",
+    "SecretsBusy",
+    "SecretsCheckFailed",
     "SecretsCryptoError",
     "SecretsError",
+    "SecretsMisconfigured",
+    "SecretsUnavailable",
     "SourceAccessDenied",
     "SourceCredentialMissing",
     "SourceError",
@@ -23,6 +37,7 @@ __all__ = [
     "SourceUnavailable",
     "SourceWriteRejected",
     "UnsafeEnvironment",
+    "gap_error",
 ]
 
 
@@ -78,6 +93,47 @@ class SecretsCryptoError(SecretsError):
 
 class SecretMissing(SecretsError):
     """A secret a command needs is missing or invalid."""
+
+
+class SecretsUnavailable(SecretMissing, DependencyUnreachable):
+    """Secrets are missing because a source did not answer or refused access (exit 4)."""
+
+    exit_code = EXIT_UNREACHABLE
+
+
+class SecretsMisconfigured(SecretMissing, ConfigError):
+    """Secrets are missing because the secrets configuration is wrong (exit 2)."""
+
+    exit_code = EXIT_USAGE
+
+
+class SecretsBusy(SecretMissing, LockBusy):
+    """Secrets are missing because another run holds a lock they need (exit 5)."""
+
+    exit_code = EXIT_BUSY
+
+
+class SecretsCheckFailed(SecretMissing):
+    """The secrets' checks failed for a reason that is none of the above (exit 1)."""
+
+    exit_code = EXIT_FAILED
+
+
+_GAP_BY_EXIT: dict[int, type[SecretMissing]] = {
+    EXIT_FAILED: SecretsCheckFailed,
+    EXIT_USAGE: SecretsMisconfigured,
+    EXIT_SECRETS: SecretMissing,
+    EXIT_UNREACHABLE: SecretsUnavailable,
+    EXIT_BUSY: SecretsBusy,
+}
+
+
+def gap_error(exit_code: int, message: str, *, hint: str | None = None) -> SecretMissing:
+    """The :class:`SecretMissing` whose class carries ``exit_code`` (of :func:`exit_code_for`).
+
+    So the exit code is the class's, never a value patched onto an instance.
+    """
+    return _GAP_BY_EXIT.get(exit_code, SecretMissing)(message, hint=hint)
 
 
 class UnsafeEnvironment(SecretsError):

@@ -17,9 +17,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ops.errors import EXIT_SECRETS, EXIT_UNREACHABLE, UsageError
+from ops.errors import UsageError
 from ops.fsutil import atomic_write_bytes, create_exclusive
-from ops.secrets.errors import SecretMissing
+from ops.secrets.errors import SecretMissing, SecretsUnavailable
 from ops.secrets.sources.dotenv import quote_value
 
 if TYPE_CHECKING:
@@ -102,15 +102,13 @@ def resolved_secrets(config: Config) -> SecretSet:
     result = load_secrets(config)
     broken = [s for s in result.sources if s.status in _NOT_LIVE]
     if broken:
-        err = SecretMissing(
+        # Only answers that were garbage are a secrets problem (3); else a source is down (4).
+        cls = SecretMissing if all(s.status == "invalid" for s in broken) else SecretsUnavailable
+        raise cls(
             "not every secrets source answered: "
             + ", ".join(f"{s.name} ({s.status})" for s in broken),
             hint="fix or wait for the source (`empire-ops secrets status` shows why), then retry",
         )
-        err.exit_code = (
-            EXIT_SECRETS if all(s.status == "invalid" for s in broken) else EXIT_UNREACHABLE
-        )
-        raise err
     return result.secrets
 
 

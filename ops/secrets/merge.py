@@ -22,12 +22,12 @@ from ops.findings import Finding
 from ops.logs import register_secret_values
 from ops.secrets.cache import SecretsCache
 from ops.secrets.errors import (
-    SecretMissing,
     SourceAccessDenied,
     SourceError,
     SourceInvalid,
     SourceNotFound,
     SourceUnavailable,
+    gap_error,
 )
 from ops.secrets.model import SecretSet, SecretValue
 from ops.secrets.sources import configured_source
@@ -87,16 +87,15 @@ class LoadResult:
         return F.exit_code_for(self.findings)
 
     def raise_on_gap(self) -> None:
-        """Raise SecretMissing (exit 3, or the findings' exit code) when any finding is an error."""
+        """Raise SecretMissing on any error finding; its class has the findings' exit code."""
         problems = [f for f in self.findings if f.is_problem]
         if problems:
             names = ", ".join(sorted({f.subject for f in problems}))
-            err = SecretMissing(
+            raise gap_error(
+                self.exit_code,
                 f"secrets have {len(problems)} problem(s): {names}",
                 hint="run `empire-ops preflight` for the full report",
             )
-            err.exit_code = self.exit_code
-            raise err
 
 
 def _age(seconds: float) -> str:
@@ -164,7 +163,6 @@ class _Chain:
                     source.name,
                     f"{source.label} refused access: {exc.message}. Not falling through; "
                     "its cache was deleted.",
-                    runbook="runbooks/SECRETS_SOURCE_DENIED.md",
                     exit_code=EXIT_UNREACHABLE,
                 )
             )
@@ -176,7 +174,6 @@ class _Chain:
                     "SECRETS_SOURCE_NOT_FOUND",
                     source.name,
                     f"{source.label}: {exc.message}",
-                    runbook="runbooks/SECRETS_SOURCE_NOT_FOUND.md",
                 )
             )
             return SourceStatus(source.name, where, "not-found", note=exc.message)
@@ -186,7 +183,6 @@ class _Chain:
                     "SECRETS_SOURCE_INVALID",
                     source.name,
                     f"{source.label}: {exc.message}",
-                    runbook="runbooks/SECRETS_SOURCE_INVALID.md",
                     exit_code=EXIT_SECRETS,
                 )
             )
@@ -207,7 +203,6 @@ class _Chain:
                     source.name,
                     f"{source.label} is unavailable ({reason}) and has no usable cache; "
                     "falling through to the next source",
-                    runbook="runbooks/SECRETS_SOURCE_UNAVAILABLE.md",
                 )
             )
             return SourceStatus(source.name, where, "unavailable", note=reason)
@@ -219,7 +214,6 @@ class _Chain:
                 source.name,
                 f"{source.label} is unavailable ({reason}); using its cached values from "
                 f"{_age(cached.age_seconds)} ago ({len(cached.values)} names)",
-                runbook="runbooks/SECRETS_STALE_CACHE.md",
             )
         )
         return SourceStatus(
@@ -321,7 +315,6 @@ def load_secrets(
                     name,
                     f"{name}{aka} is required in {config.env} but no source has it "
                     f"(consulted: {consulted}); add it to .env or your secret store{what}",
-                    runbook="runbooks/SECRETS_MISSING.md",
                     exit_code=EXIT_SECRETS,
                 )
             )

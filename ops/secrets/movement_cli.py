@@ -80,8 +80,9 @@ def diff(
 
     configure_logging_from(ctx)
     result = diff_sources(state(ctx).config, a, b)
-    echo_json(result.to_dict()) if as_json else echo(result.render())
-    raise typer.Exit(1 if result.differs else 0)
+    code = 1 if result.differs else 0
+    echo_json(result.to_dict(), exit_code=code) if as_json else echo(result.render())
+    raise typer.Exit(code)
 
 
 @app.command("export")

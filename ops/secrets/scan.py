@@ -60,7 +60,7 @@ class LeakHit:
 
 
 @dataclass
-class ScanReport:
+class ScanReport(F.FindingsReport):
     """What :func:`scan_repo` found: hits, ``.env`` findings, and what it searched."""
 
     repo: Path
@@ -81,7 +81,6 @@ class ScanReport:
                 f"{hit.commit[:12]} (git history)"
                 if hit.commit
                 else f"the value of {hit.name} occurs here",
-                runbook="runbooks/SECRETS_LEAK.md",
                 details={"secret": hit.name},
             )
             for hit in self.hits
@@ -98,20 +97,15 @@ class ScanReport:
             )
         return out
 
-    @property
-    def exit_code(self) -> int:
-        return F.exit_code_for(self.findings)
-
-    def to_json(self) -> str:
-        return F.to_json(
-            self.findings,
-            repo=str(self.repo),
-            history=self.history,
-            files_scanned=self.files_scanned,
-            commits_scanned=self.commits_scanned,
-            values_searched=self.values_searched,
-            hits=[h.to_dict() for h in self.hits],
-        )
+    def extra(self) -> dict[str, Any]:
+        return {
+            "repo": str(self.repo),
+            "history": self.history,
+            "files_scanned": self.files_scanned,
+            "commits_scanned": self.commits_scanned,
+            "values_searched": self.values_searched,
+            "hits": [h.to_dict() for h in self.hits],
+        }
 
 
 def _git(repo: Path, *args: str) -> bytes:
@@ -293,7 +287,6 @@ def check_env_files(repo: Path, extra: Iterable[Path] = ()) -> list[Finding]:
                     "SECRETS_ENV_TRACKED",
                     shown,
                     "this .env file is tracked by git; its values are in the repository",
-                    runbook="runbooks/SECRETS_ENV_TRACKED.md",
                 )
             )
         elif rel is not None and not _ignored(repo, rel):
@@ -302,7 +295,6 @@ def check_env_files(repo: Path, extra: Iterable[Path] = ()) -> list[Finding]:
                     "SECRETS_ENV_NOT_IGNORED",
                     shown,
                     "this .env file is not git-ignored; one `git add .` would commit it",
-                    runbook="runbooks/SECRETS_ENV_NOT_IGNORED.md",
                 )
             )
         if path.is_file():
@@ -313,7 +305,6 @@ def check_env_files(repo: Path, extra: Iterable[Path] = ()) -> list[Finding]:
                         "SECRETS_ENV_PERMISSIONS",
                         shown,
                         f"mode {mode:04o} lets group or others read it; run: chmod 600 {shown}",
-                        runbook="runbooks/SECRETS_ENV_PERMISSIONS.md",
                         details={"mode": f"{mode:04o}"},
                     )
                 )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ops import findings as F
@@ -11,12 +12,26 @@ if TYPE_CHECKING:
     from ops.secrets.merge import LoadResult
 
 
-def status_report(loaded: LoadResult, config: Config) -> dict[str, Any]:
-    """A stable JSON-able shape: env, exit_code, sources (in order), secrets, findings.
+@dataclass
+class SecretsStatus(F.FindingsReport):
+    """Where each secret came from and how it checked, by name; never a value.
 
-    Each secret row holds name, status (ok, warning, invalid, missing, unset),
-    required, kind, source, detail and fingerprint. Never a value.
+    Each row of ``secrets`` holds name, status (ok, warning, invalid, missing,
+    unset), required, kind, source, detail and fingerprint; ``sources`` lists
+    the sources consulted, in precedence order.
     """
+
+    env: str
+    sources: list[dict[str, Any]]
+    secrets: list[dict[str, Any]]
+    findings: list[F.Finding]
+
+    def extra(self) -> dict[str, Any]:
+        return {"env": self.env, "sources": self.sources, "secrets": self.secrets}
+
+
+def status_report(loaded: LoadResult, config: Config) -> SecretsStatus:
+    """The status of every declared secret and every other loaded name, in a stable order."""
     worst: dict[str, F.Severity] = {}
     for f in loaded.findings:
         worst[f.subject] = max(worst.get(f.subject, F.Severity.OK), f.severity)
@@ -46,19 +61,18 @@ def status_report(loaded: LoadResult, config: Config) -> dict[str, Any]:
                 "fingerprint": meta.get("fingerprint", ""),
             }
         )
-    return {
-        "env": config.env,
-        "exit_code": loaded.exit_code,
-        "sources": [s.to_dict() for s in loaded.sources],
-        "secrets": rows,
-        "findings": [f.to_dict() for f in loaded.findings],
-    }
+    return SecretsStatus(
+        env=config.env,
+        sources=[s.to_dict() for s in loaded.sources],
+        secrets=rows,
+        findings=list(loaded.findings),
+    )
 
 
-def render_status(report: dict[str, Any], *, colour: bool = False) -> str:
+def render_status(report: SecretsStatus, *, colour: bool = False) -> str:
     """The terminal table: sources consulted in order, one line per secret, then problems."""
-    lines = [f"secrets ({report['env']}); sources in precedence order:"]
-    for i, s in enumerate(report["sources"], 1):
+    lines = [f"secrets ({report.env}); sources in precedence order:"]
+    for i, s in enumerate(report.sources, 1):
         note = f" - {s['note']}" if s["note"] else ""
         lines.append(
             f"  {i}. {s['name']:<8} {s['status']:<12} {s['count']:>3} names  {s['where']}{note}"
@@ -68,18 +82,12 @@ def render_status(report: dict[str, Any], *, colour: bool = False) -> str:
     table = [headers] + [
         (r["name"], r["status"], "yes" if r["required"] else "no", r["source"] or "-",
          r["detail"] or "-", r["fingerprint"] or "-")
-        for r in report["secrets"]
+        for r in report.secrets
     ]  # fmt: skip
     widths = [max(len(str(row[i])) for row in table) for i in range(len(headers))]
     for row in table:
         lines.append("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
-    problems = [
-        F.Finding(
-            f["code"], F.Severity.parse(f["severity"]), f["subject"], f["message"], f["runbook"]
-        )
-        for f in report["findings"]
-        if f["severity"] not in ("ok", "info")
-    ]
+    problems = [f for f in report.findings if f.severity >= F.Severity.WARNING]
     if problems:
         lines += ["", F.render_table(problems, colour=colour)]
     return "\n".join(lines)

@@ -43,7 +43,7 @@ def test_preflight_lists_every_missing_secret_and_exits_3(tmp_path: Path, cli) -
     data = json.loads(result.stdout)
     missing = sorted(f["subject"] for f in data["findings"] if f["code"] == "SECRETS_MISSING")
     assert missing == sorted([*PROD_SECRETS, "DATABASE_URL"])
-    assert [s["name"] for s in data["secrets"]["sources"]] == [
+    assert [s["name"] for s in data["data"]["secrets"]["sources"]] == [
         "env", "dotenv", "vault", "awssm", "https"
     ]  # fmt: skip
     assert all(f["runbook"] for f in data["findings"] if f["code"] == "SECRETS_MISSING")
@@ -186,7 +186,7 @@ def test_secrets_status_is_names_only(tmp_path: Path, cli) -> None:
     result = cli("secrets", "status", "--json")
     assert result.exit_code == 0
     data = json.loads(result.stdout)
-    row = next(r for r in data["secrets"] if r["name"] == "SMTP_PASSWORD")
+    row = next(r for r in data["data"]["secrets"] if r["name"] == "SMTP_PASSWORD")
     assert row["source"] == "dotenv" and row["detail"] == ".env:2" and len(row["fingerprint"]) == 8
     assert "smtp-pw-abcdef" not in result.stdout
     text = cli("secrets", "status")

@@ -43,7 +43,7 @@ def test_sync_and_diff_commands(tmp_path: Path, cli) -> None:
     (tmp_path / "b.env").write_text("API_TOKEN=other-value-123\nONLY_B=zzzzzz\n")
     diff = cli("secrets", "diff", "dotenv:.env", "dotenv:b.env", "--json")
     assert diff.exit_code == 1
-    body = json.loads(diff.stdout)
+    body = json.loads(diff.stdout)["data"]
     assert [r["name"] for r in body["differ"]] == ["API_TOKEN"]
     assert [r["name"] for r in body["only_b"]] == ["ONLY_B"]
     dry = cli("secrets", "sync", "--from", "dotenv:.env", "--to", "dotenv:b.env", "--dry-run")
@@ -52,7 +52,7 @@ def test_sync_and_diff_commands(tmp_path: Path, cli) -> None:
         "secrets", "sync", "--from", "dotenv:.env", "--to", "dotenv:b.env", "--prune", "--json"
     )
     assert sync.exit_code == 0, sync.output
-    plan = json.loads(sync.stdout)
+    plan = json.loads(sync.stdout)["data"]
     assert plan["applied"] and [r["name"] for r in plan["plan"]["delete"]] == ["ONLY_B"]
     same = cli("secrets", "diff", "dotenv:.env", "dotenv:b.env")
     assert same.exit_code == 0, same.output
@@ -66,7 +66,7 @@ def test_snapshot_and_restore_commands(tmp_path: Path, cli) -> None:
     seed_env(tmp_path)
     snap = cli("secrets", "snapshot", "--json")
     assert snap.exit_code == 0, snap.output
-    info = json.loads(snap.stdout)
+    info = json.loads(snap.stdout)["data"]
     path = Path(info["path"])
     assert path.parent == tmp_path / ".empire" / "snapshots" and info["count"] == 2
     assert TOKEN not in snap.output and TOKEN.encode() not in path.read_bytes()
@@ -102,7 +102,7 @@ def test_scan_command_finds_a_committed_secret(tmp_path: Path, cli) -> None:
     git(tmp_path, "commit", "-q", "-m", "leak")
     hit = cli("secrets", "scan", "--json")
     assert hit.exit_code == 1
-    body = json.loads(hit.stdout)
+    body = json.loads(hit.stdout)["data"]
     assert body["hits"] == [{"name": "API_TOKEN", "path": "settings.py", "line": 1, "commit": None}]
     assert TOKEN not in hit.output
     text = cli("secrets", "scan")

@@ -62,7 +62,7 @@ def test_committed_secret_is_reported_by_file_line_and_name(repo: Path) -> None:
     assert report.exit_code == 1
     text = report.to_json()
     assert SECRET not in text and "config.py:3" in text
-    assert json.loads(text)["hits"][0]["name"] == "API_TOKEN"
+    assert json.loads(text)["data"]["hits"][0]["name"] == "API_TOKEN"
 
 
 def test_secret_only_in_history_needs_history(repo: Path) -> None:

@@ -40,7 +40,7 @@ def test_env_to_vault_to_aws_and_back_loses_nothing(
     for src, dst in hops:
         result = cli("secrets", "sync", "--from", stores[src], "--to", stores[dst], "--json")
         assert result.exit_code == 0, result.output
-        plan = json.loads(result.stdout)
+        plan = json.loads(result.stdout)["data"]
         assert plan["applied"] and len(plan["plan"]["create"]) == len(VALUES)
         for value in VALUES.values():
             if len(value) >= 6:
@@ -54,7 +54,7 @@ def test_env_to_vault_to_aws_and_back_loses_nothing(
         same = cli("secrets", "diff", stores[a], stores[b])
         assert same.exit_code == 0, same.output
     again = cli("secrets", "sync", "--from", stores["src"], "--to", stores["aws"], "--json")
-    assert json.loads(again.stdout)["applied"] is False
+    assert json.loads(again.stdout)["data"]["applied"] is False
 
 
 def test_update_and_prune_in_vault_and_aws(stores: dict[str, str], cli, vault: VaultDouble) -> None:
@@ -64,11 +64,11 @@ def test_update_and_prune_in_vault_and_aws(stores: dict[str, str], cli, vault: V
     for dst in ("vault", "aws"):
         diff = cli("secrets", "diff", "dotenv:small.env", stores[dst], "--json")
         assert diff.exit_code == 1
-        body = json.loads(diff.stdout)
+        body = json.loads(diff.stdout)["data"]
         assert [r["name"] for r in body["differ"]] == ["API_TOKEN"]
         assert len(body["only_b"]) == len(VALUES) - 1
         kept = cli("secrets", "sync", "--from", "dotenv:small.env", "--to", stores[dst], "--json")
-        plan = json.loads(kept.stdout)["plan"]
+        plan = json.loads(kept.stdout)["data"]["plan"]
         assert [r["name"] for r in plan["update"]] == ["API_TOKEN"] and plan["delete"] == []
         pruned = cli(
             "secrets", "sync", "--from", "dotenv:small.env", "--to", stores[dst], "--prune"
@@ -88,7 +88,7 @@ def test_restore_snapshot_into_vault(
     Path(".env").chmod(0o600)
     snap = cli("secrets", "snapshot", "--to", "snaps", "--json")
     assert snap.exit_code == 0, snap.output
-    path = json.loads(snap.stdout)["path"]
+    path = json.loads(snap.stdout)["data"]["path"]
     dry = cli("secrets", "restore-snapshot", path, "--to", stores["vault"], "--dry-run")
     assert dry.exit_code == 0 and vault.get("secret", "empire/sync-test") is None
     done = cli("secrets", "restore-snapshot", path, "--to", stores["vault"])

@@ -99,7 +99,6 @@ class DotenvSource(SecretSource):
                         str(path),
                         f"{path.name} is readable by group or others (mode "
                         f"{stat.S_IMODE(mode):o}); run: chmod 600 {path}",
-                        runbook="runbooks/SECRETS_ENV_PERMISSIONS.md",
                     )
                 )
             found, dupes = parse_dotenv_text(text, str(path), interpolate=interpolate)
@@ -110,7 +109,6 @@ class DotenvSource(SecretSource):
                         name,
                         f"{path.name} sets {name} on line {old} and again on line {new}; "
                         f"line {new} wins. Remove one of them.",
-                        runbook="runbooks/SECRETS_DOTENV_DUPLICATE.md",
                     )
                 )
             for name, (value, line) in found.items():
@@ -122,7 +120,6 @@ class DotenvSource(SecretSource):
                             f"{path}:{line}: {name!r} is not a valid variable name (letters, "
                             "digits and _, not starting with a digit); it is ignored. "
                             "Rename it, e.g. BAD-NAME -> BAD_NAME.",
-                            runbook="runbooks/SECRETS_DOTENV_BAD_NAME.md",
                         )
                     )
                     continue
