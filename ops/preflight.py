@@ -146,7 +146,7 @@ class PreflightReport(F.FindingsReport):
                 "sources": [s.to_dict() for s in loaded.sources] if loaded else [],
                 "names": loaded.secrets.items_meta() if loaded else [],
             },
-        )
+        }
 
 
 def run_preflight(
@@ -183,7 +183,7 @@ def run_preflight(
     except OpsError as exc:
         results.append(
             F.critical("SECRETS_CONFIG", "secrets", exc.message, exit_code=exc.exit_code)
-        }
+        )
         return report()
     results.extend(ctx.secrets.findings)
     dsn_name = config.get("database.url_secret")
