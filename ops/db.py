@@ -17,14 +17,14 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote, unquote, urlsplit, urlunsplit
+from urllib.parse import quote
 
 import psycopg
 from psycopg import conninfo, sql
 from psycopg.rows import dict_row
 
 from ops.errors import ConfigError, DatabaseError, DatabaseUnreachable, LockBusy, OpsError
-from ops.logs import redact
+from ops.logs import is_redactable, redact
 
 if TYPE_CHECKING:
     from ops.config import Config
@@ -36,45 +36,138 @@ SQL = sql.SQL
 Identifier = sql.Identifier
 Literal = sql.Literal
 
-_KV_PASSWORD = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'?|\S+)", re.IGNORECASE)
-_URL_PASSWORD = re.compile(r"([?&]password=)[^&#]*", re.IGNORECASE)
+_URL_SCHEMES = ("postgresql://", "postgres://")
+# A raw one of these in a URL's user:password part ends that part for some
+# readers (libpq stops at the first @ or /, URL parsers at ?, # and /), so the
+# DSN may be read with part of the password as its host, port or database.
+_URL_DELIMITERS = "@/?#"
+# Connection parameters that hold a secret and are shown as ****.
+_SECRET_PARAMS = ("password", "sslpassword")
+UNREADABLE_DSN = "(a DSN that cannot be read)"
+_PERCENT_ENCODE_HINT = (
+    "percent-encode reserved characters in the password (@ as %40, / as %2F, ? as %3F, "
+    "# as %23, : as %3A), e.g. postgresql://user:p%40ss@host:5432/dbname"
+)
+
+
+def _check_url_delimiters(dsn: str) -> None:
+    """Refuse a URL DSN whose text before the host holds a raw ``@ / ? #``.
+
+    Whoever reads it (libpq, the app it is exported to) may split it elsewhere
+    than the user meant. The message names the characters, never the text.
+    """
+    if not dsn.startswith(_URL_SCHEMES):
+        return
+    rest = dsn.split("://", 1)[1]
+    at = rest.rfind("@")
+    if at < 0:
+        return
+    found = sorted({c for c in rest[:at] if c in _URL_DELIMITERS})
+    if found:
+        chars = " ".join(found)
+        raise ConfigError(
+            f"the database DSN has a raw {chars} before its host, so it can be read with part "
+            "of the password as the host, port or database; it was not used",
+            hint=_PERCENT_ENCODE_HINT,
+        )
+
+
+def _parse_error(exc: psycopg.Error) -> str:
+    """libpq's reason with every quoted fragment of the DSN dropped (it may be the password)."""
+    keywords = {d.keyword.decode() for d in psycopg.pq.Conninfo.get_defaults()}
+    text = re.sub(
+        r'"([^"]*)"',
+        lambda m: m.group(0) if m.group(1) == "=" or m.group(1) in keywords else '"…"',
+        str(exc),
+    )
+    return " ".join(text.split())
+
+
+def _params(dsn: str) -> dict[str, Any]:
+    """``dsn`` read by libpq (``conninfo_to_dict``), the one DSN parser of empire-ops.
+
+    Raises ConfigError, never quoting the DSN, when it does not parse or
+    would be read differently than meant (see :func:`_check_url_delimiters`).
+    """
+    _check_url_delimiters(dsn)
+    try:
+        return dict(conninfo.conninfo_to_dict(dsn))
+    except psycopg.ProgrammingError as exc:
+        raise ConfigError(
+            f"the database DSN does not parse: {_parse_error(exc)}",
+            hint="use postgresql://user:password@host:5432/dbname; " + _PERCENT_ENCODE_HINT,
+        ) from None
+
+
+def _display(params: dict[str, Any]) -> str:
+    """A URL naming what ``params`` connect to, every secret parameter shown as ``****``."""
+    user = str(params.get("user") or "")
+    auth = quote(user, safe="")
+    if params.get("password"):
+        auth += ":****"
+    hosts = [h for h in str(params.get("host") or "").split(",") if h]
+    ports = [p for p in str(params.get("port") or "").split(",") if p]
+    query: dict[str, str] = {}
+    netloc = ""
+    if hosts and not any(h.startswith("/") for h in hosts) and len(ports) in (0, 1, len(hosts)):
+        pairs = []
+        for i, host in enumerate(hosts):
+            port = ports[i] if len(ports) == len(hosts) else (ports[0] if ports else "")
+            name = f"[{host}]" if ":" in host else host
+            pairs.append(f"{name}:{port}" if port else name)
+        netloc = ",".join(pairs)
+    else:
+        query.update({k: str(params[k]) for k in ("host", "port") if params.get(k)})
+    skip = {"user", "password", "host", "port", "dbname"}
+    for key, value in params.items():
+        if key not in skip and value not in (None, ""):
+            query[key] = "****" if key in _SECRET_PARAMS else str(value)
+    text = f"postgresql://{auth + '@' if auth else ''}{netloc}"
+    if params.get("dbname"):
+        text += "/" + quote(str(params["dbname"]), safe="")
+    if query:
+        text += "?" + "&".join(f"{k}={quote(v, safe='/,:*')}" for k, v in query.items())
+    return text
 
 
 def mask_dsn(dsn: str) -> str:
-    """``dsn`` with its password replaced by ``****`` (URL or key=value form).
+    """What ``dsn`` connects to, as a URL with its password replaced by ``****``.
 
-    Never raises: an unparseable DSN is masked as best it can be.
+    Built from libpq's reading of the DSN (URL or key=value form), so nothing of
+    the password is shown whatever characters it holds. Never raises: a DSN
+    that cannot be read is shown as :data:`UNREADABLE_DSN`.
     """
     if not dsn:
         return dsn
-    if "://" in dsn:
-        try:
-            parts = urlsplit(dsn)
-        except ValueError:
-            return re.sub(r"://([^:/@]*):[^@]*@", r"://\1:****@", dsn)
-        if parts.password is None and "@" not in parts.netloc:
-            masked = dsn
-        else:
-            userinfo, _, hostinfo = parts.netloc.rpartition("@")
-            user = userinfo.split(":", 1)[0]
-            netloc = f"{user}:****@{hostinfo}" if ":" in userinfo else f"{user}@{hostinfo}"
-            masked = urlunsplit(parts._replace(netloc=netloc))
-        return _URL_PASSWORD.sub(r"\1****", masked)
-    return _KV_PASSWORD.sub(r"\1****", dsn)
+    try:
+        return _display(_params(dsn))
+    except ConfigError:
+        return UNREADABLE_DSN
 
 
 def dsn_password(dsn: str) -> str | None:
-    """The password in ``dsn``, if any (used only to register it for redaction)."""
+    """The password in ``dsn`` as libpq reads it (None without one, or when unreadable)."""
     try:
-        params = conninfo.conninfo_to_dict(dsn)
-    except psycopg.ProgrammingError:
-        if "://" in dsn:
-            with contextlib.suppress(ValueError):
-                pw = urlsplit(dsn).password
-                return unquote(pw) if pw else None
+        value = _params(dsn).get("password")
+    except ConfigError:
         return None
-    value = params.get("password")
     return str(value) if value else None
+
+
+def dsn_secret_parts(dsn: str) -> list[str]:
+    """What of ``dsn`` must be redacted: the DSN and its password (raw and percent-encoded).
+
+    A DSN without a password holds no secret (``[]``); one that cannot be
+    read is a secret whole (``[dsn]``).
+    """
+    try:
+        params = _params(dsn)
+    except ConfigError:
+        return [dsn]
+    secrets = [str(params[k]) for k in _SECRET_PARAMS if params.get(k)]
+    if not secrets:
+        return []
+    return [dsn, *secrets, *(quote(s, safe="") for s in secrets)]
 
 
 @dataclass(frozen=True)
@@ -89,32 +182,28 @@ class DsnInfo:
 
 
 def parse_dsn(dsn: str) -> DsnInfo:
-    """Parse ``dsn``; raise ConfigError (without the password) when it does not parse."""
-    try:
-        params = conninfo.conninfo_to_dict(dsn)
-    except psycopg.ProgrammingError as exc:
-        reason = redact(str(exc)).replace(dsn, mask_dsn(dsn))
-        pw = dsn_password(dsn)
-        if pw:
-            reason = reason.replace(pw, "****")
-        raise ConfigError(
-            f"the database DSN does not parse: {reason}",
-            hint="use postgresql://user:password@host:5432/dbname (percent-encode the password)",
-        ) from None
+    """Read ``dsn`` with libpq; raise ConfigError (quoting no part of the DSN) when it cannot.
+
+    That is: it does not parse, it holds a raw ``@ / ? #`` before the host of
+    a URL (percent-encode the password), or its port is not a number.
+    """
+    params = _params(dsn)
     port = str(params.get("port") or "5432")
     if not port.isdigit():
-        raise ConfigError(f"the database DSN has a non-numeric port {port!r}")
+        raise ConfigError(
+            "the database DSN's port is not a number", hint="use host:5432; " + _PERCENT_ENCODE_HINT
+        )
     return DsnInfo(
         host=str(params.get("host") or params.get("hostaddr") or "localhost"),
         port=int(port),
         user=str(params.get("user") or ""),
         dbname=str(params.get("dbname") or params.get("user") or ""),
-        masked=mask_dsn(dsn),
+        masked=_display(params),
     )
 
 
 def make_dsn(host: str, port: int, user: str, dbname: str, password: str | None = None) -> str:
-    """A URL-form DSN; the password is percent-encoded."""
+    """A URL-form DSN; user, password and database are percent-encoded."""
     auth = quote(user, safe="")
     if password:
         auth += ":" + quote(password, safe="")
@@ -177,11 +266,14 @@ def connect(
 
 
 def _clean_reason(text: str, dsn: str) -> str:
-    pw = dsn_password(dsn)
-    if pw:
-        text = text.replace(pw, "****")
-    text = redact(text).replace(dsn, mask_dsn(dsn))
-    return " ".join(text.split())
+    """A driver message about ``dsn`` with the DSN masked and its secrets (any form) removed."""
+    text = text.replace(dsn, mask_dsn(dsn))
+    # A weak password is left alone: blanking a common word would reveal it,
+    # and libpq's messages never quote the password.
+    parts = [p for p in dsn_secret_parts(dsn) if is_redactable(p)]
+    for part in sorted(parts, key=len, reverse=True):
+        text = text.replace(part, "****")
+    return " ".join(redact(text).split())
 
 
 def server_version(conn: psycopg.Connection[Any]) -> tuple[int, str]:

@@ -18,23 +18,62 @@ from collections.abc import Iterable
 from typing import Any
 
 REDACTED = "[REDACTED]"
-MIN_REDACT_LENGTH = 6
+# Values shorter than this are not redacted: they would blank ordinary words,
+# and the blanks would give the value away. The spec flags them as weak
+# (SECRETS_WEAK); see docs/decisions/0004.
+MIN_REDACT_LENGTH = 8
+# Values that occur in ordinary output (a DSN's user, a version string, a
+# word of a message): redacting them garbles that output and reveals them.
+# Compared case-insensitively. Like the short ones, they are flagged as weak.
+COMMON_VALUES = frozenset(
+    {
+        "postgres", "postgresql", "supabase", "password", "passw0rd", "p@ssw0rd", "password1",
+        "admin", "administrator", "root", "secret", "changeme", "default", "letmein",
+        "welcome", "welcome1", "qwerty", "qwertyuiop", "iloveyou", "sunshine", "football",
+        "superuser", "localhost", "production", "development", "staging", "example",
+        "service_role", "authenticated", "anonymous", "12345678", "123456789",
+        "1234567890", "00000000", "11111111", "abcdefgh", "trustno1", "database",
+    }
+)  # fmt: skip
 
 _lock = threading.Lock()
 _values: set[str] = set()
 _pattern: re.Pattern[str] | None = None
 
 
+def is_redactable(value: str) -> bool:
+    """True when ``value`` can be redacted without garbling ordinary output.
+
+    False for values shorter than :data:`MIN_REDACT_LENGTH` and for
+    :data:`COMMON_VALUES`: such a value is *weak*, and output must keep it out
+    by construction (messages are built from names and fingerprints), not by
+    redaction.
+    """
+    return len(value) >= MIN_REDACT_LENGTH and value.strip().lower() not in COMMON_VALUES
+
+
+def is_weak_secret(value: str) -> bool:
+    """True when ``value``, or for a PostgreSQL URL its password, is not :func:`is_redactable`.
+
+    A weak value gets no fingerprint either: eight hex characters of the hash
+    of a common word are one dictionary lookup away from the word.
+    """
+    if not isinstance(value, str) or not value.startswith(("postgres://", "postgresql://")):
+        return not is_redactable(value)
+    parts = _secret_parts(value)
+    return any(not is_redactable(p) for p in parts if p != value)
+
+
 def register_secret_values(values: Iterable[str]) -> None:
-    """Redact these values (those of six characters or more) from all output from now on."""
+    """Redact these values from all output from now on (those :func:`is_redactable`)."""
     global _pattern
     with _lock:
         for value in (part for v in values for part in _secret_parts(v)):
-            if isinstance(value, str) and len(value) >= MIN_REDACT_LENGTH:
+            if isinstance(value, str) and is_redactable(value):
                 _values.add(value)
                 # A multi-line value may be printed one line at a time.
                 for line in value.splitlines():
-                    if len(line) >= MIN_REDACT_LENGTH:
+                    if is_redactable(line):
                         _values.add(line)
         if _values:
             # Longest first, so a value that contains another is replaced whole.
@@ -46,20 +85,15 @@ def _secret_parts(value: str) -> list[str]:
     """What of ``value`` is secret: a PostgreSQL URL's password, else the whole value.
 
     A DSN's host, port, user and database are shown (masked) in every report;
-    only its password is secret (as written and percent-decoded), and a DSN
-    without one carries no secret.
+    only its password is secret, and a DSN without one carries no secret. The
+    DSN is read by :func:`ops.db.dsn_secret_parts` (libpq's parser, imported
+    only when a DSN is registered).
     """
     if not isinstance(value, str) or not value.startswith(("postgres://", "postgresql://")):
         return [value]
-    from urllib.parse import unquote, urlsplit
+    from ops.db import dsn_secret_parts
 
-    try:
-        password = urlsplit(value).password
-    except ValueError:
-        return [value]
-    if password is None:
-        return [value] if "password=" in value else []
-    return [value, password, unquote(password)]
+    return dsn_secret_parts(value)
 
 
 def clear_secret_values() -> None:
@@ -76,6 +110,26 @@ def redact(text: str) -> str:
     if pattern is None or not text:
         return text
     return pattern.sub(REDACTED, text)
+
+
+def redact_data(data: Any) -> Any:
+    """A JSON-ready copy of ``data`` with every string in it (keys too) through :func:`redact`.
+
+    Dicts, lists, tuples and sets are walked; ``None``, booleans and numbers
+    are kept; anything else (a Path, a datetime) becomes its redacted ``str``.
+    Serialise the result, never redact serialised text: a value holding a
+    quote, a newline or non-ASCII is escaped by ``json.dumps`` and would no
+    longer match.
+    """
+    if isinstance(data, str):
+        return redact(data)
+    if data is None or isinstance(data, bool | int | float):
+        return data
+    if isinstance(data, dict):
+        return {redact(str(k)): redact_data(v) for k, v in data.items()}
+    if isinstance(data, list | tuple | set | frozenset):
+        return [redact_data(v) for v in data]
+    return redact(str(data))
 
 
 class RedactingFilter(logging.Filter):
@@ -112,26 +166,6 @@ class JsonFormatter(logging.Formatter):
 
 
 # --log-format, $EMPIRE_OPS_LOG_FORMAT and [logging] format take these.
-def redact_data(data: Any) -> Any:
-    """A JSON-ready copy of ``data`` with every string in it (keys too) through :func:`redact`.
-
-    Dicts, lists, tuples and sets are walked; ``None``, booleans and numbers
-    are kept; anything else (a Path, a datetime) becomes its redacted ``str``.
-    Serialise the result, never redact serialised text: a value holding a
-    quote, a newline or non-ASCII is escaped by ``json.dumps`` and would no
-    longer match.
-    """
-    if isinstance(data, str):
-        return redact(data)
-    if data is None or isinstance(data, bool | int | float):
-        return data
-    if isinstance(data, dict):
-        return {redact(str(k)): redact_data(v) for k, v in data.items()}
-    if isinstance(data, list | tuple | set | frozenset):
-        return [redact_data(v) for v in data]
-    return redact(str(data))
-
-
 LOG_FORMATS = ("auto", "text", "plain", "json")
 
 

@@ -17,7 +17,9 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
+
+from ops.logs import MIN_REDACT_LENGTH, is_redactable
 
 DEV = "dev"
 _MASK_CHARS = ("•", "·", "****", "●")
@@ -226,9 +228,11 @@ def _postgres_dsn(value: str, ctx: KindContext) -> list[Problem]:
         return [Problem("must start with postgresql://")]
     try:
         info = db.parse_dsn(value)
-    except ConfigError:
-        return [Problem("does not parse as a PostgreSQL DSN (percent-encode the password)")]
-    host, port, user = info.host.lower(), info.port, unquote(info.user)
+    except ConfigError as exc:
+        # The error names what is wrong (never a part of the DSN) and how to fix it.
+        reason = exc.message.removeprefix("the database DSN ")
+        return [Problem(f"is not a usable PostgreSQL DSN: {reason}; {exc.hint}")]
+    host, port, user = info.host.lower(), info.port, info.user
     problems: list[Problem] = []
     direct = _DIRECT_HOST.match(host)
     if direct:
@@ -293,6 +297,35 @@ KIND_VALIDATORS: dict[str, Validator] = {
     "supabase_publishable_key": _prefixed(PUBLISHABLE_PREFIX),
     "supabase_secret_key": _prefixed(SECRET_PREFIX),
 }
+
+
+# Kinds whose value is a credential a person chose, so it can be weak. The
+# others have a format of their own (a JWT, a key, a URL, a number).
+_WEAK_CHECKED = ("string", "postgres_dsn")
+
+
+def weakness(kind: str, value: str) -> str | None:
+    """Why ``value`` (of ``kind``) is weak, or None: too short or too common to redact.
+
+    A weak value cannot be kept out of output by redaction without garbling
+    ordinary words (and so revealing itself); see docs/decisions/0004. For a
+    DSN it is the password that counts. Never quotes the value.
+    """
+    if kind not in _WEAK_CHECKED:
+        return None
+    what = "is"
+    if kind == "postgres_dsn":
+        from ops import db
+
+        password = db.dsn_password(value)
+        if password is None:
+            return None
+        value, what = password, "has a password that is"
+    if len(value) < MIN_REDACT_LENGTH:
+        return f"{what} shorter than {MIN_REDACT_LENGTH} characters: too weak to use"
+    if not is_redactable(value):
+        return f"{what} a common word or default: too weak to use"
+    return None
 
 
 def check_value(kind: str, value: str, ctx: KindContext) -> list[Problem]:

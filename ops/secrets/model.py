@@ -10,9 +10,20 @@ import hashlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
+from ops.logs import is_weak_secret
+
+# Shown instead of the fingerprint of a weak value (docs/decisions/0004).
+WEAK_FINGERPRINT = "(weak)"
+
 
 def fingerprint(value: str) -> str:
-    """The first 8 hex characters of sha256(value): enough to compare, useless to guess."""
+    """The first 8 hex characters of sha256(value): enough to compare, useless to guess.
+
+    A weak value (too short or too common to redact, or a DSN with such a
+    password) has none, :data:`WEAK_FINGERPRINT`: its hash would be looked up.
+    """
+    if is_weak_secret(value):
+        return WEAK_FINGERPRINT
     return hashlib.sha256(value.encode("utf-8")).hexdigest()[:8]
 
 

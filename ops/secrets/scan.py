@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from ops import findings as F
 from ops.errors import UsageError
 from ops.findings import Finding
-from ops.logs import MIN_REDACT_LENGTH
+from ops.logs import is_redactable
 
 if TYPE_CHECKING:
     from ops.config import Config
@@ -150,14 +150,15 @@ class _Needles:
     def __init__(self, secrets: Mapping[str, str], *, per_line: bool) -> None:
         names: dict[bytes, list[str]] = {}
         for name, value in secrets.items():
-            if not isinstance(value, str) or len(value) < MIN_REDACT_LENGTH:
+            # A weak value (SECRETS_WEAK) would match ordinary text and name itself.
+            if not isinstance(value, str) or not is_redactable(value):
                 continue
             needle = value
             if per_line and "\n" in value:
                 # A diff shows one line at a time: look for the value's longest line,
                 # the part least likely to be shared with anything else.
                 needle = max(value.splitlines(), key=len)
-                if len(needle) < MIN_REDACT_LENGTH:
+                if not is_redactable(needle):
                     continue
             names.setdefault(needle.encode("utf-8"), []).append(name)
         self.names = names

@@ -16,7 +16,14 @@ from typing import TYPE_CHECKING, Any
 from ops import findings as F
 from ops.errors import EXIT_SECRETS, ConfigError
 from ops.findings import Finding
-from ops.secrets.kinds import KindContext, Problem, check_value, is_service_key, jwt_role
+from ops.secrets.kinds import (
+    KindContext,
+    Problem,
+    check_value,
+    is_service_key,
+    jwt_role,
+    weakness,
+)
 from ops.secrets.model import SecretSet
 from ops.secrets.sources.env import CLIENT_PREFIXES
 
@@ -24,7 +31,6 @@ if TYPE_CHECKING:
     from ops.config import Config
 
 OUTSIDE_DEV = ["test", "staging", "prod"]
-RUNBOOK_INVALID = "runbooks/SECRETS_INVALID.md"
 _NAME_RE = re.compile(r"[A-Z_][A-Z0-9_]*")
 
 
@@ -144,28 +150,40 @@ def load_spec(config: Config | None) -> Spec:
 
 
 # ---------------------------------------------------------------------- validation
-def _invalid(name: str, secrets: SecretSet, problem: Problem) -> Finding:
+def _message(name: str, secrets: SecretSet, problem: Problem) -> tuple[str, dict[str, str]]:
+    """``NAME <why> (from SOURCE, fingerprint FP)`` and the shown metadata: never the value."""
     meta = secrets.provenance(name).meta() if name in secrets else {"name": name}
     where = (
         f" (from {meta['source']}, fingerprint {meta['fingerprint']})" if "source" in meta else ""
     )
-    message = f"{name} {problem.message}{where}"
+    return f"{name} {problem.message}{where}", meta
+
+
+def _invalid(name: str, secrets: SecretSet, problem: Problem) -> Finding:
+    message, meta = _message(name, secrets, problem)
     if problem.severity == "warning":
-        return F.warning("SECRETS_SUSPICIOUS", name, message, runbook=RUNBOOK_INVALID, details=meta)
-    return F.error(
-        "SECRETS_INVALID",
-        name,
-        message,
-        runbook=RUNBOOK_INVALID,
-        exit_code=EXIT_SECRETS,
-        details=meta,
-    )
+        return F.warning("SECRETS_SUSPICIOUS", name, message, details=meta)
+    return F.error("SECRETS_INVALID", name, message, exit_code=EXIT_SECRETS, details=meta)
+
+
+# Where a weak secret stops the run (exit 3); elsewhere it is a warning, so a
+# laptop or CI database with a default password still works.
+WEAK_IS_ERROR_IN = ("staging", "prod")
+
+
+def _weak(name: str, secrets: SecretSet, reason: str, env: str) -> Finding:
+    message, meta = _message(name, secrets, Problem(reason))
+    if env in WEAK_IS_ERROR_IN:
+        return F.error("SECRETS_WEAK", name, message, exit_code=EXIT_SECRETS, details=meta)
+    return F.warning("SECRETS_WEAK", name, message, details=meta)
 
 
 def validate(secrets: SecretSet, spec: Spec, env: str) -> tuple[list[Finding], list[str]]:
     """Check every declared secret that is present; return (findings, missing required names).
 
-    Findings never quote a value: name, source, fingerprint and the reason.
+    Findings never quote a value: name, source, fingerprint and the reason. A
+    valid value that is weak (too short or too common to redact) is SECRETS_WEAK:
+    an error in :data:`WEAK_IS_ERROR_IN`, a warning elsewhere.
     """
     found: list[Finding] = []
     missing: list[str] = []
@@ -182,6 +200,9 @@ def validate(secrets: SecretSet, spec: Spec, env: str) -> tuple[list[Finding], l
             issues.append(Problem(f"is shorter than {entry.min_length} characters"))
         if not issues and entry.pattern and not re.fullmatch(entry.pattern, value):
             issues.append(Problem(f"does not match the pattern {entry.pattern!r}"))
+        weak = None if issues else weakness(entry.kind, value)
+        if weak:
+            found.append(_weak(entry.name, secrets, weak, env))
         problems[entry.name] = issues
     found.extend(_key_pair_findings(secrets, spec, problems))
     for name, issues in problems.items():

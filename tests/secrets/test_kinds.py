@@ -43,7 +43,7 @@ GOOD = {
     "SUPABASE_ANON_KEY": ANON_KEY,
     "SUPABASE_SERVICE_ROLE_KEY": SERVICE_KEY,
     "SUPABASE_JWT_SECRET": JWT_SECRET,
-    "DATABASE_URL": f"postgresql://postgres:pw%24x@db.{REF}.supabase.co:5432/postgres",
+    "DATABASE_URL": f"postgresql://postgres:pw%24x-9Fk2-long@db.{REF}.supabase.co:5432/postgres",
 }
 
 
@@ -162,7 +162,9 @@ def test_service_key_under_a_client_side_name() -> None:
         (f"postgresql://someone:pw@db.{REF}.supabase.co:5432/postgres", "error:expects user"),
         ("postgresql://postgres:pw@db.zzzzzzzzzzzzzzzzzzzz.supabase.co:5432/postgres",
          "error:points at project"),
-        ("host=localhost port=notaport", "error:does not parse"),
+        ("host=localhost port=notaport", "error:port is not a number"),
+        ("host=localhost port=5432 password='unclosed", "error:does not parse"),
+        ("postgresql://u:a/b@h:5432/db", "error:percent-encode"),
         ("mysql://u:p@h/db", "error:postgresql://"),
         ("postgresql://app:pw@127.0.0.1:5433/empire", None),
     ],
