@@ -35,6 +35,8 @@ from ops.findings import Finding
 from ops.migrate.drift import check_schema
 from ops.migrate.manifest import load_manifest
 
+sql = db.sql  # psycopg.sql, through the one module that imports the driver
+
 if TYPE_CHECKING:
     from ops.config import Config
     from ops.target import DatabaseTarget
@@ -43,8 +45,8 @@ log = logging.getLogger(__name__)
 
 ACTOR = "empire-ops"
 LOCK_NAME = "migrate"  # the runner's lock: heal and migrations never interleave
-_PLAIN_IDENT = re.compile(r"^[a-z_][a-z0-9_$]*$")
 _CREATE_INDEX = re.compile(r"^CREATE (UNIQUE )?INDEX ")
+_POLICY_COMMANDS = {"ALL", "SELECT", "INSERT", "UPDATE", "DELETE"}
 
 
 @dataclass
@@ -61,6 +63,8 @@ class HealAction:
     after: dict[str, Any] = field(default_factory=dict)
     status: str = "planned"  # planned | applied | failed
     error: str | None = None
+    # (schema, index) of an index action: what to drop when a concurrent build fails.
+    index: tuple[str, str] | None = None
 
 
 @dataclass
@@ -77,9 +81,15 @@ class HealReport(F.FindingsReport):
         return {
             "target": self.target,
             "applied": self.applied,
-            "actions": [asdict(a) for a in self.actions],
+            "actions": [_public(a) for a in self.actions],
             "unhealed": [f.to_dict() for f in self.unhealed],
         }
+
+
+def _public(action: HealAction) -> dict[str, Any]:
+    out = asdict(action)
+    out.pop("index")
+    return out
 
 
 def render_plan(report: HealReport) -> str:
@@ -107,28 +117,42 @@ def auto_heal_enabled(config: Config | None) -> bool:
     return config is not None and config.env in config.get("migrate.auto_heal_in")
 
 
-def _ident(name: str) -> str:
-    return name if _PLAIN_IDENT.match(name) else '"' + name.replace('"', '""') + '"'
-
-
-def _qualified(table: str) -> str:
+def _qualified(table: str) -> sql.Identifier:
+    """``schema.name`` as a quoted identifier (so ``public.user`` works: ``user`` is reserved)."""
     schema, _, name = table.partition(".")
-    return f"{_ident(schema)}.{_ident(name)}"
+    return sql.Identifier(schema, name)
+
+
+def _text(statement: sql.Composable) -> str:
+    """The statement as text: shown in the plan, recorded in admin_logs, then run as is."""
+    return statement.as_string()
 
 
 def policy_sql(table: str, name: str, spec: dict[str, Any]) -> str:
-    """The CREATE POLICY statement for a manifest policy entry."""
-    roles = ", ".join(r if r == "public" else _ident(r) for r in spec["roles"])
-    kind = "PERMISSIVE" if spec["permissive"] else "RESTRICTIVE"
-    text = (
-        f"CREATE POLICY {_ident(name)} ON {_qualified(table)} AS {kind} "
-        f"FOR {spec['command']} TO {roles}"
+    """The CREATE POLICY statement for a manifest policy entry.
+
+    Names are quoted identifiers; the USING / WITH CHECK expressions are the
+    server's own rendering (``pg_get_expr``, kept in the manifest) and go in
+    as SQL. Raises ValueError for a command that is not a policy command.
+    """
+    command = str(spec["command"]).upper()
+    if command not in _POLICY_COMMANDS:
+        raise ValueError(f"policy {name} on {table}: unknown command {spec['command']!r}")
+    roles = sql.SQL(", ").join(
+        sql.SQL("PUBLIC") if r == "public" else sql.Identifier(r) for r in spec["roles"]
+    )
+    statement = sql.SQL("CREATE POLICY {} ON {} AS {} FOR {} TO {}").format(
+        sql.Identifier(name),
+        _qualified(table),
+        sql.SQL("PERMISSIVE" if spec["permissive"] else "RESTRICTIVE"),
+        sql.SQL(command),
+        roles,
     )
     if spec.get("using"):
-        text += f" USING ({spec['using']})"
+        statement += sql.SQL(" USING ({})").format(sql.SQL(spec["using"]))
     if spec.get("with_check"):
-        text += f" WITH CHECK ({spec['with_check']})"
-    return text
+        statement += sql.SQL(" WITH CHECK ({})").format(sql.SQL(spec["with_check"]))
+    return _text(statement)
 
 
 def plan_heal(
@@ -210,15 +234,16 @@ def _action_for(
             after={"policy": spec},
         )
     if f.code == "RLS_DISABLED" and table:
-        sql = [f"ALTER TABLE {_qualified(d['table'])} ENABLE ROW LEVEL SECURITY"]
+        alter = sql.SQL("ALTER TABLE {} {} ROW LEVEL SECURITY")
+        statements = [_text(alter.format(_qualified(d["table"]), sql.SQL("ENABLE")))]
         if table.get("rls_forced"):
-            sql.append(f"ALTER TABLE {_qualified(d['table'])} FORCE ROW LEVEL SECURITY")
+            statements.append(_text(alter.format(_qualified(d["table"]), sql.SQL("FORCE"))))
         return HealAction(
             f.code,
             f.subject,
             "heal.enable_rls",
             f"row level security is off on {d['table']}",
-            sql,
+            statements,
             before={"rls_enabled": False},
             after={"rls_enabled": True, "rls_forced": bool(table.get("rls_forced"))},
         )
@@ -237,11 +262,15 @@ def _index_action(
         return None
     partitioned = table.get("kind") == "partitioned table"
     definition = spec["definition"]
-    qualified = f"{_ident(table_name.partition('.')[0])}.{_ident(name)}"
-    sql: list[str] = []
+    schema = table_name.partition(".")[0]
+    statements: list[str] = []
     if f.code == "SCHEMA_INVALID_INDEX":
-        sql.append(f"DROP INDEX {'' if partitioned else 'CONCURRENTLY '}IF EXISTS {qualified}")
-    # pg_get_indexdef says "ON ONLY" for a partitioned table's index; without
+        drop = sql.SQL("DROP INDEX {}IF EXISTS {}").format(
+            sql.SQL("" if partitioned else "CONCURRENTLY "), sql.Identifier(schema, name)
+        )
+        statements.append(_text(drop))
+    # The definition is the server's own (pg_get_indexdef, quoted by the
+    # server). It says "ON ONLY" for a partitioned table's index; without
     # ONLY, CREATE INDEX also builds (or attaches) the partitions' indexes.
     definition = definition.replace(" ON ONLY ", " ON ", 1)
     if not partitioned:
@@ -249,17 +278,18 @@ def _index_action(
         definition = _CREATE_INDEX.sub(
             lambda m: f"CREATE {m.group(1) or ''}INDEX CONCURRENTLY ", definition
         )
-    sql.append(definition)
+    statements.append(definition)
     invalid = f.code == "SCHEMA_INVALID_INDEX"
     return HealAction(
         f.code,
         f.subject,
         "heal.rebuild_index" if invalid else "heal.create_index",
         f"index {name} on {table_name} is {'INVALID' if invalid else 'missing'}",
-        sql,
+        statements,
         concurrent=not partitioned,
         before={"index": name, "state": "invalid" if invalid else "missing"},
         after={"index": name, "definition": spec["definition"], "valid": True},
+        index=(schema, name),
     )
 
 
@@ -268,15 +298,17 @@ def _publication_action(f: Finding, manifest: dict[str, Any]) -> HealAction:
     pub = d["name"]
     if d.get("kind") == "publication":
         members = manifest.get("publications", {}).get(pub, [])
-        sql = f"CREATE PUBLICATION {_ident(pub)}"
+        create = sql.SQL("CREATE PUBLICATION {}").format(sql.Identifier(pub))
         if members:
-            sql += " FOR TABLE " + ", ".join(_qualified(t) for t in members)
+            create += sql.SQL(" FOR TABLE {}").format(
+                sql.SQL(", ").join(_qualified(t) for t in members)
+            )
         return HealAction(
             f.code,
             f.subject,
             "heal.create_publication",
             f"publication {pub} is missing",
-            [sql],
+            [_text(create)],
             before={"publication": None},
             after={"publication": pub, "tables": members},
         )
@@ -285,7 +317,13 @@ def _publication_action(f: Finding, manifest: dict[str, Any]) -> HealAction:
         f.subject,
         "heal.add_to_publication",
         f"{d['table']} left publication {pub}",
-        [f"ALTER PUBLICATION {_ident(pub)} ADD TABLE {_qualified(d['table'])}"],
+        [
+            _text(
+                sql.SQL("ALTER PUBLICATION {} ADD TABLE {}").format(
+                    sql.Identifier(pub), _qualified(d["table"])
+                )
+            )
+        ],
         before={"publication": pub, "member": False},
         after={"publication": pub, "member": True},
     )
@@ -393,11 +431,13 @@ def _apply_migrations(
 def _session(conn: Any, settings: dict[str, str]) -> Iterator[None]:
     """Set session settings for the block and put the caller's values back after."""
     names = list(settings)
-    row = db.run_query(
-        conn,
-        "select " + ", ".join(f"current_setting(%s) as s{i}" for i in range(len(names))),
-        names,
-    )[0]
+    query = sql.SQL("select {}").format(
+        sql.SQL(", ").join(
+            sql.SQL("current_setting({}) as {}").format(sql.Placeholder(), sql.Identifier(f"s{i}"))
+            for i in range(len(names))
+        )
+    )
+    row = db.run_query(conn, query, names)[0]
     previous = {name: row[f"s{i}"] for i, name in enumerate(names)}
     for name, value in settings.items():
         db.run_query(conn, "select set_config(%s, %s, false)", (name, value))
@@ -439,11 +479,11 @@ def _run(conn: Any, action: HealAction, has_log: bool) -> None:
 def _drop_failed_build(conn: Any, action: HealAction) -> None:
     # A failed CREATE INDEX CONCURRENTLY leaves an INVALID index behind; drop
     # it so the next check reports the index as missing, not invalid.
-    m = re.search(r"INDEX CONCURRENTLY (\S+) ON (\S+)\.", action.sql[-1])
-    if m is None:
+    if action.index is None:
         return
+    drop = sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(sql.Identifier(*action.index))
     try:
-        db.run_query(conn, f"DROP INDEX CONCURRENTLY IF EXISTS {m.group(2)}.{m.group(1)}")
+        db.run_query(conn, drop)
     except OpsError as exc:
         log.warning("heal: could not drop the failed index build: %s", exc.message)
 

@@ -54,10 +54,10 @@ def test_dry_run_shows_the_sql_and_changes_nothing(conn: Any) -> None:
             "EXECUTE FUNCTION public.set_updated_at()"
         ],
         "heal.create_policy": [
-            "CREATE POLICY own_rows_select ON public.user_sessions AS PERMISSIVE FOR SELECT "
-            "TO authenticated USING ((( SELECT auth.uid() AS uid) = user_id))"
+            'CREATE POLICY "own_rows_select" ON "public"."user_sessions" AS PERMISSIVE FOR SELECT '
+            'TO "authenticated" USING ((( SELECT auth.uid() AS uid) = user_id))'
         ],
-        "heal.enable_rls": ["ALTER TABLE public.blogs ENABLE ROW LEVEL SECURITY"],
+        "heal.enable_rls": ['ALTER TABLE "public"."blogs" ENABLE ROW LEVEL SECURITY'],
     }
     assert all(a.status == "planned" for a in report.actions)
     assert errors(check_schema(conn)) == FOUR_FINDINGS
@@ -83,7 +83,7 @@ def test_apply_restores_and_records_every_action(conn: Any) -> None:
     assert {r["actor_id"] for r in logs} == {"empire-ops"}
     rls = next(r for r in logs if r["action"] == "heal.enable_rls")
     assert rls["before"] == {"rls_enabled": False} and rls["after"]["rls_enabled"] is True
-    assert rls["meta"]["sql"] == ["ALTER TABLE public.blogs ENABLE ROW LEVEL SECURITY"]
+    assert rls["meta"]["sql"] == ['ALTER TABLE "public"."blogs" ENABLE ROW LEVEL SECURITY']
 
 
 def test_a_dropped_column_is_reported_not_healed(conn: Any) -> None:
@@ -150,7 +150,7 @@ def test_realtime_membership_is_restored(conn: Any) -> None:
     conn.execute("alter publication supabase_realtime drop table public.quiz_results")
     report = heal(conn, None, apply=True)
     assert [a.sql for a in report.actions] == [
-        ["ALTER PUBLICATION supabase_realtime ADD TABLE public.quiz_results"]
+        ['ALTER PUBLICATION "supabase_realtime" ADD TABLE "public"."quiz_results"']
     ]
     assert [f.code for f in check_schema(conn)] == ["SCHEMA_OK"]
 
@@ -197,7 +197,7 @@ def test_must_show_check_heal_check_from_the_command_line(migrated_db: str, cli:
     assert checked.exit_code == 1
     data = json.loads(checked.stdout)
     assert errors_of(data) == FOUR_FINDINGS
-    assert data["catalog_queries"] <= 10
+    assert data["data"]["catalog_queries"] <= 10
     assert "target: database" in checked.stderr  # said before acting; never the DSN itself
 
     dry = cli("migrate", "heal", env=env)
@@ -292,3 +292,53 @@ def test_preflight_check_heals_where_allowed_and_never_raises(
         conn.close()  # a dead connection becomes a finding, not an exception
         [(code, severity)] = run("prod")
         assert (code, severity) == ("SCHEMA_CHECK_FAILED", Severity.ERROR)
+
+
+def test_reserved_words_are_quoted_a_policy_on_a_table_named_user_heals(fresh_db: str) -> None:
+    from ops.migrate.manifest import manifest_of
+
+    with db.connect(fresh_db, autocommit=True) as conn:
+        conn.execute(
+            """
+            create table public."user" (id int primary key, "select" text);
+            alter table public."user" enable row level security;
+            alter table public."user" force row level security;
+            create policy "order" on public."user" for select to public
+                using ("select" = current_user);
+            create publication supabase_realtime for table public."user";
+            """
+        )
+        manifest = manifest_of(conn)
+        assert "order" in manifest["tables"]["public.user"]["policies"]
+        conn.execute(
+            """
+            drop policy "order" on public."user";
+            alter table public."user" disable row level security;
+            alter publication supabase_realtime drop table public."user";
+            """
+        )
+        assert errors(check_schema(conn, None, manifest)) == [
+            ("POLICY_MISSING", "public.user.order"),
+            ("REALTIME_MISSING", "public.user"),
+            ("RLS_DISABLED", "public.user"),
+        ]
+
+        report = heal(conn, None, apply=True, manifest=manifest)
+
+        assert report.exit_code == 0, report.findings
+        assert sorted(a.action for a in report.actions) == [
+            "heal.add_to_publication",
+            "heal.create_policy",
+            "heal.enable_rls",
+        ]
+        policy = next(a for a in report.actions if a.action == "heal.create_policy")
+        assert policy.sql == [
+            'CREATE POLICY "order" ON "public"."user" AS PERMISSIVE FOR SELECT TO PUBLIC '
+            'USING (("select" = CURRENT_USER))'
+        ]
+        assert [f.code for f in check_schema(conn, None, manifest)] == ["SCHEMA_OK"]
+        forced = db.run_query(
+            conn,
+            "select relforcerowsecurity as f from pg_class where oid = 'public.user'::regclass",
+        )
+        assert forced == [{"f": True}]
