@@ -243,12 +243,15 @@ def preflight(
 def up(
     ctx: typer.Context,
     demo: bool = typer.Option(False, "--demo", help="Also seed a small demo dataset."),
+    yes: bool = typer.Option(
+        False, "--yes", help="Apply migrations to a non-embedded database without --env."
+    ),
 ) -> None:
     """Run the main job: database, secrets, migrations, preflight (schema check) and summary."""
     from ops.up import render_summary, run_up
 
     configure_logging_from(ctx)
-    report = run_up(state(ctx).config, demo=demo)
+    report = run_up(state(ctx).config, demo=demo, yes=yes)
     echo(render_summary(report))
     raise typer.Exit(report.exit_code)
 

@@ -22,6 +22,7 @@ from ops.findings import Finding
 from ops.target import DatabaseTarget
 
 if TYPE_CHECKING:
+    from ops.migrate.catalog import Catalog
     from ops.secrets import LoadResult
 
 log = logging.getLogger(__name__)
@@ -29,13 +30,34 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class PreflightContext:
-    """What the checks share: config, the loaded secrets, the target and a connection."""
+    """What the checks share: config, the loaded secrets, the target, a connection, the catalog.
+
+    Preflight is read-only (unless ``[migrate] auto_heal_in`` asks for a
+    heal) and reads the schema catalog once: every check that needs it calls
+    :meth:`catalog`, which reads it on first use and hands out the same
+    result afterwards.
+    """
 
     config: Config
     target: DatabaseTarget | None = None
     conn: Any = None
     facts: dict[str, Any] = field(default_factory=dict)
     secrets: LoadResult | None = None
+    _catalog: Any = field(default=None, repr=False)
+
+    def catalog(self) -> Catalog:
+        """The live catalog of ``conn``, read once (:func:`ops.migrate.catalog.read_catalog`).
+
+        Raises DatabaseError/DatabaseUnreachable when it cannot be read, and
+        RuntimeError when there is no connection (a check must test ``conn`` first).
+        """
+        if self._catalog is None:
+            if self.conn is None:
+                raise RuntimeError("no database connection: check ctx.conn before the catalog")
+            from ops.migrate.catalog import read_catalog
+
+            self._catalog = read_catalog(self.conn)
+        return self._catalog
 
 
 Check = Callable[[PreflightContext], Iterator[Finding]]
@@ -106,8 +128,10 @@ def check_extensions(ctx: PreflightContext) -> Iterator[Finding]:
 def check_schema(ctx: PreflightContext) -> Iterator[Finding]:
     """The schema against the committed manifest (drift, pending migrations, lints).
 
-    Where ``[migrate] auto_heal_in`` allows it for this environment, safe drift
-    is healed first and reported as SCHEMA_HEALED.
+    Read-only by default. Only where ``[migrate] auto_heal_in`` lists this
+    environment (it lists none by default), and the environment was chosen
+    explicitly or the target is the embedded server, is safe drift healed
+    first and reported as SCHEMA_HEALED.
     """
     from ops.migrate.heal import preflight_check
 

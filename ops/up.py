@@ -29,6 +29,7 @@ class UpState:
     target: DatabaseTarget | None = None
     facts: dict[str, Any] = field(default_factory=dict)
     secrets: LoadResult | None = None
+    yes: bool = False  # `up --yes`: writes confirmed (see ops.migrate.confirm)
 
 
 @dataclass
@@ -61,11 +62,15 @@ def step_database(state: UpState) -> list[Finding]:
 
 
 def step_migrate(state: UpState) -> list[Finding]:
-    """Apply pending migrations where ``[migrate] auto_apply_in`` allows it."""
+    """Apply pending migrations where ``[migrate] auto_apply_in`` allows it.
+
+    On a non-embedded database whose environment was not chosen explicitly,
+    only with ``up --yes`` (else MIGRATE_NOT_CONFIRMED, exit 2, nothing written).
+    """
     from ops.migrate.apply import ensure_migrated
 
     assert state.target is not None
-    return ensure_migrated(state.target, state.config)
+    return ensure_migrated(state.target, state.config, confirmed=state.yes)
 
 
 def step_demo(state: UpState) -> list[Finding]:
@@ -105,14 +110,20 @@ class UpReport:
 
 
 def run_up(
-    config: Config, steps: list[tuple[str, Step]] | None = None, *, demo: bool = False
+    config: Config,
+    steps: list[tuple[str, Step]] | None = None,
+    *,
+    demo: bool = False,
+    yes: bool = False,
 ) -> UpReport:
     """Run each step in order; stop after a step that yields an error or raises.
 
-    ``demo`` adds the demo-data step after the checks.
+    ``demo`` adds the demo-data step after the checks. ``yes`` confirms
+    writes to a non-embedded database when no environment was chosen
+    (``--env`` / ``$EMPIRE_ENV``); see :mod:`ops.migrate.confirm`.
     """
     results: list[StepResult] = []
-    state = UpState(config=config)
+    state = UpState(config=config, yes=yes)
     for name, step in [*(steps or STEPS), *([DEMO_STEP] if demo else [])]:
         started = time.monotonic()
         try:

@@ -31,6 +31,7 @@ from ops.migrate.common import (
     resolve_migrations,
     run_statements,
 )
+from ops.migrate.confirm import FIX, require_confirmed, unconfirmed_reason, writes_confirmed
 from ops.migrate.files import Migration, Statement
 from ops.migrate.indexes import drop_invalid_index, rebuild_invalid_indexes
 from ops.migrate.plan import plan_up
@@ -51,16 +52,22 @@ def migrate_up(
     include_all: bool = False,
     migrations: Sequence[Migration] | None = None,
     actor: str | None = None,
+    confirmed: bool = False,
 ) -> MigrateResult:
     """Apply pending migrations (up to ``to``) to ``target``, each with its history rows.
 
     ``migrations`` defaults to the shipped set plus ``[migrate] dirs``. A dry
     run reads the history and returns the plan without writing or locking.
+    On a non-embedded target whose environment was not chosen explicitly it
+    needs ``confirmed`` (``--yes``; see :mod:`ops.migrate.confirm`), else
+    raises NotConfirmed (exit 2) before connecting.
     Raises LockBusy (exit 5) when another run holds the lock, OutOfOrder,
     MigrationFailed/ExtensionUnavailable naming file, line and server error
     (the failed transactional file leaves schema and history unchanged),
     DatabaseUnreachable (exit 4).
     """
+    if not dry_run:
+        require_confirmed(config, target, yes=confirmed, action="`migrate up`")
     settings, local = resolve_migrations(config, migrations)
     actor = actor or default_actor()
     result = MigrateResult(target=target.masked, direction="up", dry_run=dry_run)
@@ -170,23 +177,42 @@ def apply_all_to(dsn: str, migrations: Sequence[Migration] | None = None) -> Non
     migrate_up(target, None, include_all=True, migrations=migrations, actor="empire-ops")
 
 
-def ensure_migrated(target: DatabaseTarget, config: Config) -> list[Finding]:
+def ensure_migrated(
+    target: DatabaseTarget, config: Config, *, confirmed: bool = False
+) -> list[Finding]:
     """The ``up`` step: apply pending migrations where ``[migrate] auto_apply_in`` allows it.
 
     Never raises for a migration problem: it becomes a finding. Where auto-apply
     is off, returns the status findings (SCHEMA_PENDING_MIGRATIONS when behind).
+    On a non-embedded target whose environment was not chosen explicitly,
+    and without ``confirmed`` (``up --yes``), it writes nothing: the status
+    findings plus MIGRATE_NOT_CONFIRMED (error, exit 2) saying how to apply.
     Findings: MIGRATE_APPLIED / MIGRATE_UP_TO_DATE (ok), MIGRATE_INDEX_REBUILT
     (warning), MIGRATE_FAILED (error; exit 5 when another run holds the lock,
     4 when the database is unreachable), or the status findings.
     """
-    from ops.errors import OpsError
+    from ops.errors import EXIT_USAGE, OpsError
     from ops.migrate.settings import auto_apply_enabled
     from ops.migrate.status import migration_status
 
     try:
         if not auto_apply_enabled(config):
             return migration_status(target, config).findings
-        result = migrate_up(target, config)
+        if not writes_confirmed(config, target, yes=confirmed):
+            status = migration_status(target, config)
+            if not status.pending:
+                return status.findings
+            return [
+                *status.findings,
+                F.error(
+                    "MIGRATE_NOT_CONFIRMED", f"{len(status.pending)} migration(s)",
+                    f"not applied automatically: {unconfirmed_reason(config, target)}; "
+                    f"nothing was written. Review with `empire-ops migrate up --dry-run`, then "
+                    f"{FIX}",
+                    runbook="runbooks/MIGRATE_NOT_CONFIRMED.md", exit_code=EXIT_USAGE,
+                ),
+            ]  # fmt: skip
+        result = migrate_up(target, config, confirmed=True)  # checked just above
     except OpsError as exc:
         hint = f" ({exc.hint})" if exc.hint else ""
         return [

@@ -16,6 +16,9 @@ app = typer.Typer(
 )
 
 
+_YES_HELP = "to a non-embedded database without --env or $EMPIRE_ENV (confirm the target)."
+
+
 def _target(ctx: typer.Context, *, as_json: bool = False) -> Any:
     """Resolve the database and say which one it is before anything acts on it."""
     from ops.target import resolve_target
@@ -75,12 +78,15 @@ def up(
     include_all: bool = typer.Option(
         False, "--include-all", help="Also apply pending files older than the newest applied."
     ),
+    yes: bool = typer.Option(False, "--yes", help="Write " + _YES_HELP),
 ) -> None:
     """Apply pending migrations, each file with its history rows (exit 5 when locked)."""
     from ops.migrate.apply import migrate_up
 
     target = _target(ctx)
-    result = migrate_up(target, state(ctx).config, to=to, dry_run=dry_run, include_all=include_all)
+    result = migrate_up(
+        target, state(ctx).config, to=to, dry_run=dry_run, include_all=include_all, confirmed=yes
+    )
     _render_steps(result)
 
 
@@ -88,7 +94,9 @@ def up(
 def down(
     ctx: typer.Context,
     to: str = typer.Option(..., "--to", help="Revert every migration newer than this (0: all)."),
-    yes: bool = typer.Option(False, "--yes", help="Confirm outside [migrate] allow_down_in."),
+    yes: bool = typer.Option(
+        False, "--yes", help="Confirm outside [migrate] allow_down_in, or without --env."
+    ),
     dry_run: bool = typer.Option(False, "--dry-run", help="Show what would run; change nothing."),
 ) -> None:
     """Revert migrations newer than --to, newest first; refuses up-only files."""
@@ -185,6 +193,7 @@ def check(
 def heal(
     ctx: typer.Context,
     apply: bool = typer.Option(False, "--apply", help="Do it (default: show the SQL only)."),
+    yes: bool = typer.Option(False, "--yes", help="Also apply pending migrations " + _YES_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Repair safe drift from the manifest: indexes, triggers, policies, RLS, realtime."""
@@ -192,7 +201,7 @@ def heal(
     from ops.migrate.heal import render_plan
 
     target = _target(ctx, as_json=as_json)
-    report = run_heal(target, state(ctx).config, apply=apply)
+    report = run_heal(target, state(ctx).config, apply=apply, confirmed=yes)
     if not as_json:
         echo(render_plan(report))
     _render_report(report, as_json)

@@ -368,6 +368,7 @@ def check_schema(
     manifest: dict[str, Any] | None = None,
     *,
     pending: bool | None = None,
+    catalog: Catalog | None = None,
 ) -> list[Finding]:
     """Every drift and lint finding for the database behind ``conn`` (from ``ops.db.connect``).
 
@@ -377,9 +378,10 @@ def check_schema(
     MIGRATE_CHECKSUM_MISMATCH… (``config`` adds ``[migrate] dirs``). A clean
     schema yields one ``SCHEMA_OK`` finding. Raises ManifestError when the
     manifest cannot be read, DatabaseError/DatabaseUnreachable when the
-    catalog cannot.
+    catalog cannot. ``catalog`` is one already read from ``conn`` (preflight
+    reads it once and shares it); without it the catalog is read here.
     """
-    return run_check(conn, config, manifest, pending=pending).findings
+    return run_check(conn, config, manifest, pending=pending, catalog=catalog).findings
 
 
 def run_check(
@@ -388,13 +390,14 @@ def run_check(
     manifest: dict[str, Any] | None = None,
     *,
     pending: bool | None = None,
+    catalog: Catalog | None = None,
 ) -> CheckResult:
     """:func:`check_schema` with its cost: catalog queries, seconds, tables seen."""
     from ops.migrate.lints import lint
 
     expected = manifest if manifest is not None else load_manifest()
     started = time.monotonic()
-    cat = read_catalog(conn)
+    cat = catalog if catalog is not None else read_catalog(conn)
     found = compare(expected, cat)
     found.extend(lint(cat, expected))
     seconds = time.monotonic() - started

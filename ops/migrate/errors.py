@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ops.errors import MigrationError
+from ops.errors import EXIT_USAGE, MigrationError
 
 
 class MigrationFileError(MigrationError):
@@ -31,3 +31,9 @@ class DownRefused(MigrationError):
 
 class HistoryError(MigrationError):
     """The history tables are missing something the runner needs, or disagree."""
+
+
+class NotConfirmed(MigrationError):
+    """A write to a non-embedded database in an environment nobody chose: needs --yes or --env."""
+
+    exit_code = EXIT_USAGE

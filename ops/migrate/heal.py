@@ -32,6 +32,7 @@ from ops import db
 from ops import findings as F
 from ops.errors import MigrationError, OpsError
 from ops.findings import Finding
+from ops.migrate.confirm import unconfirmed_reason, writes_confirmed
 from ops.migrate.drift import check_schema
 from ops.migrate.manifest import load_manifest
 
@@ -39,6 +40,7 @@ sql = db.sql  # psycopg.sql, through the one module that imports the driver
 
 if TYPE_CHECKING:
     from ops.config import Config
+    from ops.migrate.catalog import Catalog
     from ops.target import DatabaseTarget
 
 log = logging.getLogger(__name__)
@@ -335,13 +337,19 @@ def heal(
     *,
     apply: bool,
     manifest: dict[str, Any] | None = None,
+    confirmed: bool = False,
+    found: list[Finding] | None = None,
 ) -> HealReport:
     """Plan (``apply=False``) or carry out (``apply=True``) the safe repairs.
 
     ``target_or_conn`` is a DatabaseTarget (a connection is opened) or an
     autocommit connection from ``ops.db.connect`` (CREATE INDEX CONCURRENTLY
     cannot run in a transaction). Pending migrations are applied only with a
-    target and where ``[migrate] auto_apply_in`` allows. A dry run's findings
+    target, where ``[migrate] auto_apply_in`` allows, and (on a non-embedded
+    target whose environment was not chosen explicitly) with ``confirmed``
+    (``--yes``; see :mod:`ops.migrate.confirm`). ``found`` is the drift check
+    the caller has just run on the same connection (it is not read twice to
+    plan); the plan is checked again under the lock before anything runs. A dry run's findings
     are the drift found; after ``--apply`` they are one SCHEMA_HEALED warning
     per action applied, SCHEMA_HEAL_FAILED for each that failed, and whatever
     drift remains. Raises LockBusy (exit 5) when a migration run holds the
@@ -359,8 +367,13 @@ def heal(
     )
     masked = target.masked if target else db.mask_dsn(conn.info.dsn)
     try:
-        found = check_schema(conn, config, expected, pending=with_pending)
-        allowed = target is not None and _auto_apply(config)
+        if found is None:
+            found = check_schema(conn, config, expected, pending=with_pending)
+        allowed = (
+            target is not None
+            and _auto_apply(config)
+            and writes_confirmed(config, target, yes=confirmed)
+        )
         actions, unhealed = plan_heal(found, expected, migrations_allowed=allowed)
         if not apply:
             problems = [f for f in found if f.severity >= F.Severity.WARNING]
@@ -417,7 +430,7 @@ def _apply_migrations(
     from ops.migrate.apply import migrate_up
 
     try:
-        result = migrate_up(target, config, actor=ACTOR)
+        result = migrate_up(target, config, actor=ACTOR, confirmed=True)  # heal checked it
     except OpsError as exc:
         action.status, action.error = "failed", exc.message
         return
@@ -521,22 +534,41 @@ def _outcome(done: list[HealAction]) -> list[Finding]:
 
 
 def check_and_heal(
-    conn: Any, config: Config | None, target: DatabaseTarget | None = None
+    conn: Any,
+    config: Config | None,
+    target: DatabaseTarget | None = None,
+    *,
+    catalog: Catalog | None = None,
 ) -> list[Finding]:
     """For preflight and the scheduler: check; heal when ``[migrate] auto_heal_in`` allows it.
 
-    Returns the check's findings, or, after an automatic heal, the heal's
+    Read-only unless ``auto_heal_in`` lists this environment (by default it
+    lists none). Returns the check's findings, or, after an automatic heal, the heal's
     (SCHEMA_HEALED warnings and whatever drift remains). With ``target``, the
     heal may also apply pending migrations (where ``auto_apply_in`` allows).
+    On a database that is not the embedded server (or with no ``target``) it
+    heals only when the environment was chosen explicitly; otherwise it adds
+    SCHEMA_HEAL_SKIPPED (info) saying how. ``catalog``, when given, is the
+    catalog already read from ``conn``: the check does not read it again.
     A heal that cannot run (another run holds the lock, the server refuses)
     leaves the check's findings plus a SCHEMA_HEAL_FAILED error. Raises what
     :func:`~ops.migrate.drift.check_schema` raises.
     """
-    found = check_schema(conn, config)
+    found = check_schema(conn, config, catalog=catalog)
     if not auto_heal_enabled(config) or not any(f.is_problem for f in found):
         return found
+    assert config is not None  # auto_heal_enabled says so
+    if not writes_confirmed(config, target, yes=False):
+        skipped = F.info(
+            "SCHEMA_HEAL_SKIPPED",
+            "schema",
+            f"automatic heal skipped: {unconfirmed_reason(config, target)}; heal with "
+            "`empire-ops --env ENV migrate heal --apply`",
+            runbook="runbooks/SCHEMA_HEAL_SKIPPED.md",
+        )
+        return [*found, skipped]
     try:
-        return heal(target or conn, config, apply=True).findings
+        return heal(target or conn, config, apply=True, found=found).findings
     except OpsError as exc:
         return [
             *found,
@@ -553,14 +585,15 @@ def preflight_check(ctx: Any) -> Iterator[Finding]:
     """A preflight ``CHECKS`` entry: schema drift of ``ctx.conn``, auto-healed where allowed.
 
     ``ctx`` is the preflight's PreflightContext (``conn``, ``config``,
-    ``target``). Yields nothing without a connection (the database check has
+    ``target``, and ``catalog()``: the catalog read once per preflight, shared
+    by every check that needs it). Yields nothing without a connection (the database check has
     reported why). A manifest or catalog error becomes a SCHEMA_CHECK_FAILED
     error with that error's exit code, so preflight never raises.
     """
     if ctx.conn is None:
         return
     try:
-        yield from check_and_heal(ctx.conn, ctx.config, ctx.target)
+        yield from check_and_heal(ctx.conn, ctx.config, ctx.target, catalog=ctx.catalog())
     except OpsError as exc:
         yield F.error(
             "SCHEMA_CHECK_FAILED",

@@ -20,6 +20,7 @@ from ops.migrate.common import (
     resolve_migrations,
     run_statements,
 )
+from ops.migrate.confirm import require_confirmed
 from ops.migrate.errors import DownRefused
 from ops.migrate.files import Migration
 from ops.migrate.plan import DownStep, plan_down
@@ -44,12 +45,16 @@ def migrate_down(
     """Revert applied migrations newer than ``to`` (``"0"``: all), newest first.
 
     Outside the environments in ``[migrate] allow_down_in`` it needs
-    ``confirmed`` (``--yes``). Raises DownRefused (no confirmation, or an
+    ``confirmed`` (``--yes``), and so it does on a non-embedded target whose
+    environment was not chosen explicitly (NotConfirmed, exit 2; see
+    :mod:`ops.migrate.confirm`). Raises DownRefused (no confirmation, or an
     up-only file in range — checked before anything runs), LockBusy (exit 5),
     MigrationFailed (the failed transactional file is rolled back).
     """
     from ops.migrate.settings import down_allowed_without_yes
 
+    if not dry_run:
+        require_confirmed(config, target, yes=confirmed, action="`migrate down`")
     if (
         config is not None
         and not confirmed

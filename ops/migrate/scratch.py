@@ -193,7 +193,7 @@ class _Prover:
     def _up(self, to: str | None = None) -> None:
         migrate_up(
             self.scratch, self.config, to=to, include_all=True, migrations=self.local,
-            actor=_ACTOR,
+            actor=_ACTOR, confirmed=True,  # a scratch database made for this run
         )  # fmt: skip
 
     def _down(self, to: str) -> None:

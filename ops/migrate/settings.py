@@ -63,7 +63,7 @@ SECTION = Table(
         ),
         "auto_heal_in": Field(
             list,
-            ["dev", "test"],
+            [],  # none: preflight is read-only unless config asks it to heal
             "environments where preflight and the scheduler run `migrate heal --apply` themselves",
             _envs,
         ),

@@ -26,7 +26,7 @@ def _config(tmp_path: Path, text: str) -> None:
 
 def test_two_up_processes_apply_each_migration_once(fresh_db: str) -> None:
     env = {**os.environ, "DATABASE_URL": fresh_db, "PYTHONPATH": str(REPO)}
-    cmd = [sys.executable, "-m", "ops", "migrate", "up"]
+    cmd = [sys.executable, "-m", "ops", "migrate", "up", "--yes"]
     procs = [
         subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         for _ in range(2)
@@ -39,7 +39,7 @@ def test_two_up_processes_apply_each_migration_once(fresh_db: str) -> None:
     assert sorted(applied) == [0, SHIPPED], outs
     assert history_counts(fresh_db) == (SHIPPED, SHIPPED)
     for out, _ in outs:
-        dbname = fresh_db.rsplit("/", 1)[1]
+        dbname = db.parse_dsn(fresh_db).dbname
         assert out.startswith(f"target: database '{dbname}' on 127.0.0.1:"), out
         assert out.splitlines()[0].endswith("as postgres (from DATABASE_URL)")
 
@@ -50,7 +50,7 @@ def test_up_exits_5_while_another_run_holds_the_lock(
     _config(tmp_path, '[database]\nlock_timeout = "300ms"\n')
     with db.connect(fresh_db, autocommit=True) as holder:
         assert db.try_advisory_lock(holder, "migrate", 0)
-        result = cli("migrate", "up", env={"DATABASE_URL": fresh_db})
+        result = cli("migrate", "up", "--yes", env={"DATABASE_URL": fresh_db})
     assert result.exit_code == 5, result.output
     assert "holds the 'migrate' lock" in result.stderr
     assert result.stdout.startswith("target: ")
@@ -63,8 +63,8 @@ def test_status_dry_run_and_down_policy(migrated_db: str, cli: Any, tmp_path: Pa
     status = cli("migrate", "status", "--json", env=env)
     data = json.loads(status.stdout)
     assert status.exit_code == 0 and data["findings"][0]["code"] == "MIGRATE_UP_TO_DATE"
-    assert len(data["migrations"]) == SHIPPED and "target: " in status.stderr
-    assert {m["state"] for m in data["migrations"]} == {"applied"}
+    assert len(data["data"]["migrations"]) == SHIPPED and "target: " in status.stderr
+    assert {m["state"] for m in data["data"]["migrations"]} == {"applied"}
 
     refused = cli("--env", "prod", "migrate", "down", "--to", "0", env=env)
     assert refused.exit_code == 1 and "needs --yes" in refused.stderr
@@ -81,7 +81,7 @@ def test_status_dry_run_and_down_policy(migrated_db: str, cli: Any, tmp_path: Pa
     assert pending.exit_code == 1 and "SCHEMA_PENDING_MIGRATIONS" in pending.stdout
     up_dry = cli("migrate", "up", "--dry-run", env=env)
     assert "would apply 20260101001200_embedding_hnsw_indexes" in up_dry.stdout
-    assert cli("migrate", "up", "--to", "20260101001200", env=env).exit_code == 0
+    assert cli("--env", "dev", "migrate", "up", "--to", "20260101001200", env=env).exit_code == 0
     assert history_counts(migrated_db)[0] == SHIPPED - 1
 
 
@@ -93,11 +93,11 @@ def test_user_supabase_folder_via_config(fresh_db: str, cli: Any, tmp_path: Path
     )
     _config(tmp_path, '[migrate]\ndirs = ["supabase/migrations"]\n')
     env = {"DATABASE_URL": fresh_db}
-    assert cli("migrate", "up", env=env).exit_code == 0
+    assert cli("migrate", "up", "--yes", env=env).exit_code == 0
     status = json.loads(cli("migrate", "status", "--json", env=env).stdout)
-    user = [m for m in status["migrations"] if m["version"] == "20270101000000"]
+    user = [m for m in status["data"]["migrations"] if m["version"] == "20270101000000"]
     assert user and user[0]["up_only"] and user[0]["state"] == "applied"
-    refused = cli("migrate", "down", "--to", "20260101001300", env=env)
+    refused = cli("migrate", "down", "--to", "20260101001300", "--yes", env=env)
     assert refused.exit_code == 1 and "up-only" in refused.stderr
 
 
@@ -122,9 +122,10 @@ def test_migrate_test_proves_the_shipped_schema(pg: Any, cli: Any) -> None:
     codes = [f["code"] for f in data["findings"]]
     assert "MIGRATE_TEST_PASSED" in codes, data["findings"]
     # Down to zero and up again equals the committed expected-schema snapshot.
-    assert data["manifest_compared"] and "MIGRATE_SNAPSHOT_EQUAL" in codes
+    assert data["data"]["manifest_compared"] and "MIGRATE_SNAPSHOT_EQUAL" in codes
     with psycopg.connect(pg.dsn()) as conn:
         left = conn.execute(
-            "select count(*) from pg_database where datname = %s", (data["scratch_database"],)
+            "select count(*) from pg_database where datname = %s",
+            (data["data"]["scratch_database"],),
         ).fetchone()
     assert left == (0,)
