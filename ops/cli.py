@@ -239,6 +239,18 @@ def preflight(
     raise typer.Exit(report.exit_code)
 
 
+@app.command("runbook")
+def runbook(
+    code: str = typer.Argument(..., help="A finding code, e.g. DB_UNREACHABLE."),
+    path: bool = typer.Option(False, "--path", help="Print the file's path, not its text."),
+) -> None:
+    """Show the runbook of a finding code (shipped with empire-ops, so it works installed)."""
+    from ops.runbook import runbook_path
+
+    found = runbook_path(code)
+    echo(str(found) if path else found.read_text(encoding="utf-8"))
+
+
 @app.command("up")
 def up(
     ctx: typer.Context,

@@ -112,18 +112,13 @@ def new(
     ctx: typer.Context,
     name: str = typer.Argument(..., help="What the migration does, e.g. add_orders."),
     directory: Path = typer.Option(
-        None,
-        "--dir",
-        help="Folder to create it in (default: the first of [migrate] dirs, else the shipped).",
+        None, "--dir", help="Folder to create it in (default: the first of [migrate] dirs)."
     ),
 ) -> None:
     """Create an empty migration file <timestamp>_<name>.sql with up and down sections."""
-    from ops.migrate.common import RunnerSettings
-    from ops.migrate.files import create_migration
+    from ops.migrate.common import new_migration
 
-    extra = RunnerSettings.from_config(state(ctx).config).dirs[1:]
-    path = create_migration(name, directory or (extra[0] if extra else None))
-    echo(f"created {path}")
+    echo(f"created {new_migration(state(ctx).config, name, directory)}")
 
 
 @app.command("verify")

@@ -196,3 +196,26 @@ def strip_comments(sql: str) -> str:
 def ms_since(started: float) -> int:
     """Milliseconds since the ``time.monotonic()`` value ``started``."""
     return int((time.monotonic() - started) * 1000)
+
+
+def new_migration(config: Config | None, name: str, directory: Path | None = None) -> Path:
+    """`migrate new`: create an empty migration in ``directory`` or the project's folder.
+
+    Without ``directory`` it is the first of ``[migrate] dirs`` (your project's
+    folder, e.g. ``supabase/migrations``); never the shipped folder inside the
+    package. Raises UsageError (exit 2) when no folder is configured or the
+    folder is inside an installed package, MigrationFileError for a bad name.
+    """
+    from ops.errors import UsageError
+    from ops.migrate.files import create_migration
+
+    if directory is None:
+        extra = RunnerSettings.from_config(config).dirs[1:]
+        if not extra:
+            raise UsageError(
+                "no migration folder to create it in: [migrate] dirs is empty",
+                hint="pass --dir DIR, or list your folder in empire-ops.toml: [migrate] dirs = "
+                '["supabase/migrations"] (so `migrate up` applies what you create there)',
+            )
+        directory = extra[0]
+    return create_migration(name, directory)

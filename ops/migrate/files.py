@@ -310,15 +310,39 @@ NEW_TEMPLATE = """\
 """
 
 
-def create_migration(name: str, folder: Path | None = None) -> Path:
+def inside_installed_package(folder: Path) -> bool:
+    """True when ``folder`` lies in an installed Python package, never a place to author files.
+
+    That is anything under ``site-packages``/``dist-packages``, and the
+    empire-ops package itself unless it runs from a source checkout (a
+    ``pyproject.toml`` beside it), where the shipped migrations are authored.
+    """
+    resolved = folder.expanduser().resolve()
+    if {"site-packages", "dist-packages"} & set(resolved.parts):
+        return True
+    package = Path(__file__).resolve().parents[1]  # the ``ops`` package
+    if not resolved.is_relative_to(package):
+        return False
+    return not (package.parent / "pyproject.toml").is_file()
+
+
+def create_migration(name: str, folder: Path) -> Path:
     """Write an empty migration ``<version>_<name>.sql`` (up and down sections) and return it.
 
-    ``folder`` defaults to the shipped migrations. Raises MigrationFileError
-    for an unusable name.
+    Raises MigrationFileError for an unusable name, UsageError (exit 2) for a
+    ``folder`` inside an installed package (an upgrade would delete the file,
+    and nobody else would see it).
     """
+    from ops.errors import UsageError
     from ops.fsutil import atomic_write_text
 
-    folder = folder or SHIPPED_DIR
+    if inside_installed_package(folder):
+        raise UsageError(
+            f"{folder} is inside an installed package: a migration written there is lost on "
+            "the next upgrade",
+            hint="create it in your project's migration folder, e.g. --dir supabase/migrations, "
+            'and list that folder in empire-ops.toml: [migrate] dirs = ["supabase/migrations"]',
+        )
     existing = load_migrations([folder]) if folder.is_dir() else []
     path = new_migration_path(folder, name, existing)
     atomic_write_text(path, NEW_TEMPLATE.format(name=path.stem.split("_", 1)[1]))

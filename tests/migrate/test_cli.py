@@ -105,7 +105,7 @@ def test_new_and_verify(fresh_db: str, cli: Any, tmp_path: Path) -> None:
     folder = tmp_path / "mine"
     folder.mkdir()
     _config(tmp_path, '[migrate]\ndirs = ["mine"]\n')
-    created = cli("migrate", "new", "add orders")  # into the first of [migrate] dirs
+    created = cli("migrate", "new", "add_orders")  # into the first of [migrate] dirs
     assert created.exit_code == 0 and "_add_orders.sql" in created.stdout
     path = next(folder.glob("*_add_orders.sql"))
     path.write_text("-- migrate:up\ncreate index concurrently i on t (a);\n-- migrate:down\n")
@@ -129,3 +129,26 @@ def test_migrate_test_proves_the_shipped_schema(pg: Any, cli: Any) -> None:
             (data["data"]["scratch_database"],),
         ).fetchone()
     assert left == (0,)
+
+
+def test_new_never_writes_into_the_package(cli: Any, tmp_path: Path) -> None:
+    from ops.migrate.files import SHIPPED_DIR
+
+    shipped = sorted(p.name for p in SHIPPED_DIR.iterdir())
+    # No [migrate] dirs: there is no project folder to write to, so it says how to name one.
+    refused = cli("migrate", "new", "add_orders")
+    assert refused.exit_code == 2, refused.output
+    assert "[migrate] dirs" in refused.stderr and "--dir" in refused.stderr
+    # A folder inside an installed package (site-packages) is refused too.
+    site = tmp_path / "venv" / "lib" / "python3.11" / "site-packages" / "ops" / "migrate"
+    site.mkdir(parents=True)
+    inside = cli("migrate", "new", "add_orders", "--dir", str(site))
+    assert inside.exit_code == 2 and "installed package" in inside.stderr, inside.output
+    assert list(site.iterdir()) == []
+    assert sorted(p.name for p in SHIPPED_DIR.iterdir()) == shipped
+    # --dir names the project's folder explicitly.
+    mine = tmp_path / "supabase" / "migrations"
+    mine.mkdir(parents=True)
+    made = cli("migrate", "new", "add_orders", "--dir", str(mine))
+    assert made.exit_code == 0, made.output
+    assert [p.name.split("_", 1)[1] for p in mine.iterdir()] == ["add_orders.sql"]
