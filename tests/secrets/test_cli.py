@@ -141,7 +141,7 @@ def test_run_forwards_sigterm_and_returns_the_child_exit_code(
 
 def test_up_runs_preflight_with_the_loaded_secrets(tmp_path: Path, fresh_db: str, cli) -> None:
     dotenv(tmp_path, {"DATABASE_URL": fresh_db})  # only in .env, not in the environment
-    result = cli("up")
+    result = cli("up", "--yes")  # --yes: a non-embedded database in the default env
     assert result.exit_code == 0, result.output
     assert "result: ok" in result.stdout
     result = cli("--env", "prod", "up")
