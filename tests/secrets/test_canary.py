@@ -112,7 +112,7 @@ def world(
     tmp_path: Path,
     http_doc: DocServer,
     aws: Moto,
-    fresh_db: str,
+    migrated_db: str,
     pg: PgServer,
     monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[World]:
@@ -135,7 +135,7 @@ def world(
     db_password = f"CNRYdbpw{pysecrets.token_hex(10)}"  # URL-safe: it sits in a DSN
     c.values["DB_PASSWORD"] = db_password
     # The server checks passwords, so the canary is a real role's password.
-    dbname = fresh_db.split("?", 1)[0].rsplit("/", 1)[1]
+    dbname = migrated_db.split("?", 1)[0].rsplit("/", 1)[1]
     dsn = pg.login_role("canary_owner", "superuser", dbname=dbname, password=db_password)
     c.values["DATABASE_URL"] = dsn
     dotenv = {
