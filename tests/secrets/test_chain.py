@@ -79,12 +79,17 @@ def test_registry_urls_and_unknown_scheme(tmp_path: Path) -> None:
 
 def test_unknown_source_in_chain_and_bad_source_options(tmp_path: Path) -> None:
     write_config(tmp_path, '[secrets]\nchain = ["env", "consul"]\n')
-    with pytest.raises(ConfigError, match="unknown secrets source 'consul'"):
-        load_secrets(load_config())
+    # Caught when the config loads, before any source is asked.
+    with pytest.raises(ConfigError, match=r"secrets\.chain\[1\]: unknown source 'consul'"):
+        load_config()
     write_config(tmp_path, '[secrets.sources.x]\ntype = "consul"\nmode = "xml"\n')
     with pytest.raises(ConfigError) as err:
         load_config()
-    assert "secrets.sources.x.type" in str(err.value) and "secrets.sources.x.mode" in str(err.value)
+    assert "secrets.sources.x.type: 'consul' is not a source type" in str(err.value)
+    write_config(tmp_path, '[secrets.sources.x]\ntype = "dotenv"\nmount = "kv"\n')
+    with pytest.raises(ConfigError) as err:
+        load_config()
+    assert "secrets.sources.x.mount: an option of vault sources" in str(err.value)
 
 
 def test_plain_http_is_refused_except_to_loopback(tmp_path: Path) -> None:
