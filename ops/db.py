@@ -14,7 +14,7 @@ import logging
 import re
 import secrets
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -438,6 +438,25 @@ def transaction(conn: psycopg.Connection[Any]) -> Iterator[None]:
         raise map_error(exc, conn) from None
 
 
+def copy_rows(
+    conn: psycopg.Connection[Any], statement: sql.Composed, rows: Iterable[Sequence[Any]]
+) -> int:
+    """Stream ``rows`` through ``COPY ... FROM STDIN`` (``statement``); return how many.
+
+    Errors mapped as :func:`run_query`; in the caller's transaction, a failure
+    leaves nothing written.
+    """
+    count = 0
+    try:
+        with conn.cursor() as cur, cur.copy(statement) as copy:
+            for row in rows:
+                copy.write_row(row)
+                count += 1
+    except psycopg.Error as exc:
+        raise map_error(exc, conn) from None
+    return count
+
+
 # SQLSTATE classes and codes that mean "the server or the connection is gone".
 _GONE_CLASSES = ("08",)
 _GONE_CODES = ("57P01", "57P02", "57P03")
@@ -456,6 +475,8 @@ def map_error(exc: BaseException, conn: psycopg.Connection[Any] | None = None) -
     sqlstate = getattr(exc, "sqlstate", None) or None
     text = " ".join(redact(str(exc)).split())
     primary = redact(diag.message_primary) if diag and diag.message_primary else text
+    detail = redact(diag.message_detail) if diag and diag.message_detail else None
+    server = f"{primary} ({detail})" if detail else primary
     lost = (conn is not None and conn.closed) or (
         isinstance(exc, psycopg.OperationalError)
         and (sqlstate is None or sqlstate.startswith(_GONE_CLASSES) or sqlstate in _GONE_CODES)
@@ -469,16 +490,22 @@ def map_error(exc: BaseException, conn: psycopg.Connection[Any] | None = None) -
         message = (
             primary if primary.startswith("permission denied") else f"not permitted: {primary}"
         )
-        return DatabaseError(message, hint=_privilege_hint(primary, conn), sqlstate=sqlstate)
+        return DatabaseError(
+            message,
+            hint=_privilege_hint(primary, conn),
+            sqlstate=sqlstate,
+            server_message=server,
+        )
     if sqlstate == "57014":
         return DatabaseError(
             f"the statement was cancelled: {primary}",
             hint="it ran longer than database.statement_timeout; raise it, or run this when the "
             "database is less busy",
             sqlstate=sqlstate,
+            server_message=server,
         )
     state = f" [{sqlstate}]" if sqlstate else ""
-    return DatabaseError(f"query failed: {text}{state}", sqlstate=sqlstate)
+    return DatabaseError(f"query failed: {text}{state}", sqlstate=sqlstate, server_message=server)
 
 
 _DENIED_ON = re.compile(

@@ -90,16 +90,24 @@ class DatabaseError(OpsError):
     """A database operation failed (the server answered, but with an error).
 
     ``sqlstate`` is the server's error code when there is one (``42501`` for
-    a missing privilege), so callers can tell cases apart without the driver.
+    a missing privilege), so callers can tell cases apart without the driver;
+    ``server_message`` is the server's own one-line text (with its detail),
+    for callers that put it in a message of their own.
     """
 
     exit_code = EXIT_FAILED
 
     def __init__(
-        self, message: str, *, hint: str | None = None, sqlstate: str | None = None
+        self,
+        message: str,
+        *,
+        hint: str | None = None,
+        sqlstate: str | None = None,
+        server_message: str | None = None,
     ) -> None:
         super().__init__(message, hint=hint)
         self.sqlstate = sqlstate
+        self.server_message = server_message
 
 
 class DatabaseUnreachable(DependencyUnreachable):

@@ -155,3 +155,24 @@ def test_ensure_database_quotes_the_name_and_is_idempotent(pg) -> None:
             db.run_query(
                 admin, db.SQL("drop database if exists {} with (force)").format(db.Identifier(name))
             )
+
+
+def test_no_sql_runs_outside_the_seam() -> None:
+    """Every statement goes through ops.db, which maps driver errors into the error tree."""
+    import re
+    from pathlib import Path
+
+    root = Path(db.__file__).resolve().parent
+    raw = re.compile(
+        r"\.execute\(|\.executemany\(|\.transaction\(\)|\.cursor\(|\.copy\(|"
+        r"^\s*(import psycopg|from psycopg)",
+        re.MULTILINE,
+    )
+    offenders = [
+        f"{path.relative_to(root.parent)}:{text[: m.start()].count(chr(10)) + 1}"
+        for path in sorted(root.rglob("*.py"))
+        if path.name != "db.py"
+        for text in [path.read_text()]
+        for m in raw.finditer(text)
+    ]
+    assert offenders == []

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from ops import db
 from ops import findings as F
-from ops.errors import OpsError
+from ops.errors import DatabaseError, OpsError
 from ops.findings import Finding
 from ops.migrate import history
 from ops.migrate.common import (
@@ -106,8 +106,8 @@ def _apply(
             if dropped:
                 rebuilt.append(dropped)
             try:
-                conn.execute(stmt.sql)
-            except db.PsycopgError as exc:
+                db.run_query(conn, stmt.sql)
+            except DatabaseError as exc:
                 err = failure(mig.filename, stmt, i, len(statements), exc, False)
                 _record_failure(conn, settings, mig, actor, started, err.message)
                 raise err from None

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ops import db
+from ops.errors import DatabaseError
 from ops.migrate import history
 from ops.migrate.errors import ExtensionUnavailable, MigrationFailed
 from ops.migrate.files import SHIPPED_DIR, Migration, Statement, load_migrations
@@ -136,7 +137,9 @@ def read_applied(target: DatabaseTarget, settings: RunnerSettings) -> dict[str, 
 
 # -- running statements ---------------------------------------------------------------
 def server_error(exc: BaseException) -> tuple[str, str | None]:
-    """(one-line server message, SQLSTATE) of a driver error."""
+    """(one-line server message, SQLSTATE) of a driver error or a mapped DatabaseError."""
+    if isinstance(exc, DatabaseError) and exc.server_message:
+        return exc.server_message, exc.sqlstate
     diag = getattr(exc, "diag", None)
     primary = getattr(diag, "message_primary", None) or str(exc).strip().splitlines()[0]
     detail = getattr(diag, "message_detail", None)
@@ -169,7 +172,7 @@ def failure(
     )
     hint = "fix the statement and rerun `empire-ops migrate up`"
     if sqlstate == "42501":  # a missing privilege: name it and the GRANT that gives it
-        hint = db.map_error(exc).hint or hint
+        hint = getattr(exc, "hint", None) or db.map_error(exc).hint or hint
     if sqlstate == "25001":
         hint = "mark the file with a '-- migrate:no-transaction' line (CONCURRENTLY cannot run " \
             "in a transaction)"  # fmt: skip
@@ -182,8 +185,8 @@ def run_statements(
     """Run a file's statements in order; raise MigrationFailed for the first that fails."""
     for i, stmt in enumerate(statements, start=1):
         try:
-            conn.execute(stmt.sql)
-        except db.PsycopgError as exc:
+            db.run_query(conn, stmt.sql)
+        except DatabaseError as exc:
             raise failure(filename, stmt, i, len(statements), exc, rolled_back) from None
 
 

@@ -476,7 +476,7 @@ def _run(conn: Any, action: HealAction, has_log: bool) -> None:
             if has_log:
                 _log(conn, action)
         else:
-            with conn.transaction():
+            with db.transaction(conn):
                 for statement in action.sql:
                     db.run_query(conn, statement)
                 if has_log:

@@ -13,6 +13,7 @@ import re
 from typing import Any
 
 from ops import db
+from ops.errors import DatabaseError
 from ops.migrate.common import server_error, strip_comments
 from ops.migrate.errors import MigrationFailed
 from ops.migrate.files import Migration, Statement
@@ -93,8 +94,8 @@ def rebuild_invalid_indexes(conn: db.Connection[Any], applied: list[Migration]) 
         if not dropped:
             continue
         try:
-            conn.execute(stmt.sql)
-        except db.PsycopgError as exc:
+            db.run_query(conn, stmt.sql)
+        except DatabaseError as exc:
             message, _ = server_error(exc)
             raise MigrationFailed(
                 f"rebuilding INVALID index {dropped} failed: {message}",

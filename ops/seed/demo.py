@@ -26,7 +26,6 @@ from typing import TYPE_CHECKING, Any
 from ops import db
 from ops import findings as F
 from ops.errors import DatabaseError, MigrationError, UsageError
-from ops.logs import redact
 from ops.seed import generators as G
 
 if TYPE_CHECKING:
@@ -140,7 +139,7 @@ def seed_demo(
     with _connection(dsn_or_conn, options) as conn, db.advisory_lock(conn, LOCK_NAME, lock_timeout):
         # One transaction (BEGIN..COMMIT even on an autocommit connection):
         # any error, or an interrupt, rolls every table back.
-        with conn.transaction():
+        with db.transaction(conn):
             report = _seed(conn, scale=scale, seed=seed, truncate=truncate)
         if not conn.autocommit:
             conn.commit()  # a transaction the caller had open
@@ -263,20 +262,21 @@ def _copy(conn: db.Connection[Any], spec: G.TableSpec, world: G.World) -> int:
     statement = db.SQL("copy {} ({}) from stdin").format(
         db.Identifier("public", spec.name), db.SQL(", ").join(map(db.Identifier, spec.columns))
     )
-    count = 0
     rng = world.rng(spec.name)
     try:
-        with conn.cursor() as cur, cur.copy(statement) as copy:
-            for row in spec.generate(world, rng, world.counts[spec.name]):
-                copy.write_row(row)
-                count += 1
-    except db.PsycopgError as exc:
+        return db.copy_rows(conn, statement, spec.generate(world, rng, world.counts[spec.name]))
+    except DatabaseError as exc:
+        fix = (
+            exc.hint
+            if exc.sqlstate == "42501" and exc.hint
+            else ("check that the schema matches the migrations (`empire-ops migrate check`)")
+        )
         raise DatabaseError(
-            f"loading demo rows into public.{spec.name} failed: {redact(str(exc)).strip()}",
-            hint="nothing was written (the seed runs in one transaction); check that the "
-            "schema matches the migrations (`empire-ops migrate check`)",
+            f"loading demo rows into public.{spec.name} failed: "
+            f"{exc.server_message or exc.message}",
+            hint=f"nothing was written (the seed runs in one transaction); {fix}",
+            sqlstate=exc.sqlstate,
         ) from None
-    return count
 
 
 def _require_schema(conn: db.Connection[Any]) -> None:

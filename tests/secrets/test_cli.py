@@ -69,9 +69,9 @@ def test_preflight_with_swapped_keys_exits_3_and_names_both(
         assert ANON_KEY not in out and SERVICE_KEY not in out
 
 
-def test_run_injects_merged_secrets(tmp_path: Path, fresh_db: str, cli, run_cli) -> None:
+def test_run_injects_merged_secrets(tmp_path: Path, migrated_db: str, cli, run_cli) -> None:
     dotenv(tmp_path, {"SUPABASE_URL": SUPABASE_URL, **AWKWARD})
-    env = {"DATABASE_URL": fresh_db}
+    env = {"DATABASE_URL": migrated_db}
     result = run_cli("run", "--", "sh", "-c", "echo $SUPABASE_URL", env=env)
     assert result.exit_code == 0, result.stderr
     assert result.stdout.strip() == SUPABASE_URL
@@ -98,10 +98,10 @@ def test_run_refuses_on_a_gap_without_starting_the_child(tmp_path: Path, cli) ->
 
 
 def test_run_keeps_reserved_names_and_refuses_dangerous_ones(
-    tmp_path: Path, fresh_db: str, run_cli
+    tmp_path: Path, migrated_db: str, run_cli
 ) -> None:
     dotenv(tmp_path, {"PATH": "/nowhere", "HOME": "/elsewhere", "APP_TOKEN": "tok-123456"})
-    env = {"DATABASE_URL": fresh_db}
+    env = {"DATABASE_URL": migrated_db}
     result = run_cli("run", "--", "sh", "-c", 'echo "$HOME|$APP_TOKEN"', env=env)
     assert result.exit_code == 0, result.stderr
     assert result.stdout.strip() == f"{os.environ['HOME']}|tok-123456"
@@ -123,9 +123,9 @@ def test_run_keeps_reserved_names_and_refuses_dangerous_ones(
     ],
 )
 def test_run_forwards_sigterm_and_returns_the_child_exit_code(
-    tmp_path: Path, fresh_db: str, script: str, expected: int
+    tmp_path: Path, migrated_db: str, script: str, expected: int
 ) -> None:
-    env = {**os.environ, "DATABASE_URL": fresh_db, "PYTHONPATH": str(REPO)}
+    env = {**os.environ, "DATABASE_URL": migrated_db, "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen(
         [sys.executable, "-m", "ops", "run", "--", "sh", "-c", script],
         stdout=subprocess.PIPE,

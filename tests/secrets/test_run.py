@@ -54,9 +54,9 @@ def test_only_with_an_empty_name_is_a_usage_error(tmp_path: Path, run_cli) -> No
     assert not marker.exists()
 
 
-def test_a_sigkilled_run_takes_its_child_with_it(tmp_path: Path, fresh_db: str) -> None:
+def test_a_sigkilled_run_takes_its_child_with_it(tmp_path: Path, migrated_db: str) -> None:
     script = "import os, time; print(os.getpid(), flush=True); time.sleep(60)"
-    proc = start_run(["--", sys.executable, "-c", script], {"DATABASE_URL": fresh_db})
+    proc = start_run(["--", sys.executable, "-c", script], {"DATABASE_URL": migrated_db})
     assert proc.stdout is not None
     child = int(proc.stdout.readline())
     assert alive(child)
@@ -68,9 +68,9 @@ def test_a_sigkilled_run_takes_its_child_with_it(tmp_path: Path, fresh_db: str) 
     assert not alive(child), "the child outlived a SIGKILLed empire-ops"
 
 
-def test_a_sigkilled_run_takes_sleep_with_it(tmp_path: Path, fresh_db: str) -> None:
+def test_a_sigkilled_run_takes_sleep_with_it(tmp_path: Path, migrated_db: str) -> None:
     # The issue's own example: `empire-ops run -- sleep 60`, found by its parent pid.
-    proc = start_run(["--", "sleep", "60"], {"DATABASE_URL": fresh_db})
+    proc = start_run(["--", "sleep", "60"], {"DATABASE_URL": migrated_db})
     deadline = time.monotonic() + 30
     children: list[int] = []
     while not children and time.monotonic() < deadline:
@@ -87,7 +87,9 @@ def test_a_sigkilled_run_takes_sleep_with_it(tmp_path: Path, fresh_db: str) -> N
     assert not alive(children[0])
 
 
-def test_sigint_is_forwarded_and_the_childs_code_comes_back(tmp_path: Path, fresh_db: str) -> None:
+def test_sigint_is_forwarded_and_the_childs_code_comes_back(
+    tmp_path: Path, migrated_db: str
+) -> None:
     script = (
         "import signal, sys, time\n"
         "signal.signal(signal.SIGINT, lambda *a: sys.exit(37))\n"
@@ -95,7 +97,7 @@ def test_sigint_is_forwarded_and_the_childs_code_comes_back(tmp_path: Path, fres
         "time.sleep(30)\n"
         "sys.exit(1)\n"
     )
-    proc = start_run(["--", sys.executable, "-c", script], {"DATABASE_URL": fresh_db})
+    proc = start_run(["--", sys.executable, "-c", script], {"DATABASE_URL": migrated_db})
     assert proc.stdout is not None
     assert proc.stdout.readline().strip() == "ready"
     proc.send_signal(signal.SIGINT)
@@ -111,12 +113,12 @@ def test_sigint_is_forwarded_and_the_childs_code_comes_back(tmp_path: Path, fres
     ids=["one-huge-value", "too-much-in-all"],
 )
 def test_an_environment_too_large_to_exec_is_a_clear_usage_error(
-    tmp_path: Path, fresh_db: str, run_cli, values: dict[str, str]
+    tmp_path: Path, migrated_db: str, run_cli, values: dict[str, str]
 ) -> None:
     (tmp_path / ".env").write_text("".join(f"{k}={v}\n" for k, v in values.items()))
     (tmp_path / ".env").chmod(0o600)
     marker = tmp_path / "started"
-    result = run_cli("run", "--", "touch", str(marker), env={"DATABASE_URL": fresh_db})
+    result = run_cli("run", "--", "touch", str(marker), env={"DATABASE_URL": migrated_db})
     assert result.exit_code == 2, result.stderr[-2000:]
     assert "environment is too large" in result.stderr and "--only" in result.stderr
     assert "internal error" not in result.stderr
@@ -128,7 +130,7 @@ def test_an_environment_too_large_to_exec_is_a_clear_usage_error(
     # Injecting only what fits starts the command.
     fits = run_cli(
         "run", "--only", "DATABASE_URL", "--", "touch", str(marker),
-        env={"DATABASE_URL": fresh_db},
+        env={"DATABASE_URL": migrated_db},
     )  # fmt: skip
     assert fits.exit_code == 0, fits.stderr[-2000:]
     assert marker.exists()
