@@ -103,7 +103,8 @@ def database() -> Iterator[tuple[str, str]]:
     cluster = PostgresCluster(root / "pgdata", port=free_port())
     try:
         port = cluster.start()
-        yield f"postgresql://postgres@127.0.0.1:{port}/postgres", "embedded PostgreSQL (temp dir)"
+        del port  # the cluster's own DSN names its passfile (scram auth)
+        yield cluster.url("postgres"), "embedded PostgreSQL (temp dir)"
     finally:
         cluster.destroy()
         shutil.rmtree(root, ignore_errors=True)
@@ -162,6 +163,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             env = {k: v for k, v in os.environ.items() if k not in _SCRUB}
             env["DATABASE_URL"] = dsn
             cli = empire_ops()
+            # Preflight only reads (it never migrates by surprise), so the
+            # measured boot is one on a database that has the Empire schema.
+            subprocess.run(
+                [*cli, "--env", "dev", "migrate", "up"], cwd=work, env=env,
+                capture_output=True, check=True,
+            )  # fmt: skip
             commands = [
                 ("python -c pass (baseline)", [sys.executable, "-c", "pass"]),
                 ("empire-ops preflight", [*cli, "preflight"]),
