@@ -64,7 +64,11 @@ def atomic_write_bytes(path: Path, data: bytes, *, mode: int = 0o644) -> None:
         _fsync_dir(path.parent)
 
 
-def _write_replacing(path: Path, data: bytes, mode: int) -> None:
+def _write_temp(path: Path, data: bytes, mode: int) -> str:
+    """Write ``data`` to a new temporary file beside ``path`` (fsynced); return its name.
+
+    The caller renames or links it into place and removes it on failure.
+    """
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         os.fchmod(fd, mode)
@@ -72,6 +76,16 @@ def _write_replacing(path: Path, data: bytes, mode: int) -> None:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    return tmp
+
+
+def _write_replacing(path: Path, data: bytes, mode: int) -> None:
+    tmp = _write_temp(path, data, mode)
+    try:
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -95,12 +109,7 @@ def create_exclusive(path: Path, data: bytes, *, mode: int = 0o600) -> None:
     ensure_dir(path.parent, mode=0o700 if not mode & 0o077 else 0o777)
     tmp = ""
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
+        tmp = _write_temp(path, data, mode)
         os.link(tmp, path)
     except FileExistsError:
         raise
