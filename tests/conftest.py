@@ -264,6 +264,14 @@ def lowpriv_migrated_db(pg: PgServer, migrated_template: str) -> Iterator[LowPri
             conn.execute(
                 sql.SQL("grant usage on all sequences in schema public to {}").format(role)
             )
+            # The credentials' schema (decision 0008) is the app's too, not the API's.
+            conn.execute(sql.SQL("grant usage on schema empire_private to {}").format(role))
+            conn.execute(
+                sql.SQL(
+                    "grant select, insert, update, delete, truncate on all tables in schema "
+                    "empire_private to {}"
+                ).format(role)
+            )
         yield db  # fmt: skip
 
 

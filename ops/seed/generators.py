@@ -37,6 +37,8 @@ Generator = Callable[["World", random.Random, int], Iterator[Row]]
 # Every count grows linearly with the scale, with a floor of 1.
 BASE_COUNTS: dict[str, int] = {
     "users": 700,
+    # One per user: empire_private.user_credentials (decision 0008).
+    "user_credentials": 700,
     "user_sessions": 1400,
     "offers": 80,
     "products": 60,
@@ -144,6 +146,8 @@ class World:
     # First day of each month that has a monthly partition on every event table.
     event_months: list[datetime]
     users: list[uuid.UUID] = field(default_factory=list)
+    # The users with an e-mail address: the ones that have a password.
+    with_email: set[uuid.UUID] = field(default_factory=set)
     sessions: list[tuple[str, uuid.UUID | None]] = field(default_factory=list)
     offers: list[tuple[uuid.UUID, str, str]] = field(default_factory=list)  # id, slug, currency
     products: list[tuple[uuid.UUID, uuid.UUID | None, Decimal]] = field(default_factory=list)
@@ -252,17 +256,28 @@ def gen_users(world: World, rng: random.Random, n: int) -> Iterator[Row]:
         first, last = rng.choice(FIRST), rng.choice(LAST)
         # The index keeps e-mails unique without a lookup (lower(email) is unique).
         email = f"{first}.{last}.{i}@example.com" if rng.random() < 0.75 else None
-        pw_hash = f"$demo$sha256${rng.getrandbits(96):024x}${rng.getrandbits(128):032x}"
+        if email:
+            world.with_email.add(uid)
         created, updated = stamps(rng)
         devices = [{"kind": rng.choice(DEVICES), "browser": rng.choice(BROWSERS)}]
-        tokens = [{"id": f"tok_{rng.getrandbits(48):012x}", "revoked": rng.random() < 0.1}]
         consent = {"analytics": rng.random() < 0.8, "marketing": rng.random() < 0.4}
         favorites = [rng.choice(world.offers)[1] for _ in range(rng.randint(0, 3))]
         yield (
-            uid, email, f"anon_{i:07d}_{rng.getrandbits(32):08x}",
-            pw_hash if email else None, as_json(devices), as_json(tokens),
+            uid, email, f"anon_{i:07d}_{rng.getrandbits(32):08x}", as_json(devices),
             as_json(consent), updated + timedelta(hours=rng.randrange(1, 500)), geo(rng),
             rng.choice(ARCHETYPES), as_json(favorites), meta(rng), created, updated,
+        )  # fmt: skip
+
+
+def gen_user_credentials(world: World, rng: random.Random, n: int) -> Iterator[Row]:
+    """One row per user (the first ``n``): a password hash for those with an e-mail."""
+    for uid in world.users[:n]:
+        pw_hash = f"$demo$sha256${rng.getrandbits(96):024x}${rng.getrandbits(128):032x}"
+        tokens = [{"id": f"tok_{rng.getrandbits(48):012x}", "revoked": rng.random() < 0.1}]
+        created, updated = stamps(rng)
+        yield (
+            uid, pw_hash if uid in world.with_email else None, as_json(tokens),
+            meta(rng), created, updated,
         )  # fmt: skip
 
 
@@ -632,13 +647,24 @@ class TableSpec:
     name: str
     columns: tuple[str, ...]
     generate: Generator
+    schema: str = "public"
+
+    @property
+    def qualified(self) -> str:
+        """``schema.name``, as the report and the messages name the table."""
+        return f"{self.schema}.{self.name}"
+
+    @property
+    def label(self) -> str:
+        """The name alone for a public table, ``schema.name`` otherwise."""
+        return self.name if self.schema == "public" else self.qualified
 
 
 _STAMPS = ("meta", "created_at", "updated_at")
 
 
-def _spec(name: str, columns: str, generate: Generator) -> TableSpec:
-    return TableSpec(name, (*columns.split(), *_STAMPS), generate)
+def _spec(name: str, columns: str, generate: Generator, schema: str = "public") -> TableSpec:
+    return TableSpec(name, (*columns.split(), *_STAMPS), generate, schema)
 
 
 TABLES: tuple[TableSpec, ...] = (
@@ -655,9 +681,14 @@ TABLES: tuple[TableSpec, ...] = (
     ),
     _spec(
         "users",
-        "id email anon_id password_hash device_list session_tokens consent last_seen geo "
-        "archetype favorites",
+        "id email anon_id device_list consent last_seen geo archetype favorites",
         gen_users,
+    ),
+    _spec(
+        "user_credentials",
+        "user_id password_hash session_tokens",
+        gen_user_credentials,
+        schema="empire_private",
     ),
     _spec(
         "user_sessions",
@@ -763,7 +794,10 @@ TABLES: tuple[TableSpec, ...] = (
         gen_error_logs,
     ),
 )
-TABLE_NAMES: tuple[str, ...] = tuple(t.name for t in TABLES)
+# The public tables (the app-facing schema), by name; SEEDED is every table
+# seeded, empire_private's included, as TableSpec.label names them.
+TABLE_NAMES: tuple[str, ...] = tuple(t.name for t in TABLES if t.schema == "public")
+SEEDED: tuple[str, ...] = tuple(t.label for t in TABLES)
 # The range-partitioned event tables (monthly partitions plus a DEFAULT one).
 EVENT_TABLES = (
     "analytics_events",

@@ -43,8 +43,12 @@ def test_manifest_covers_what_the_issue_asks_for() -> None:
     }
     assert users["triggers"]["set_updated_at"]["enabled"] == "enabled"
     assert users["policies"]["own_rows_select"]["using"] == "(( SELECT auth.uid() AS uid) = id)"
-    assert users["grants"]["anon"] == ["DELETE", "INSERT", "REFERENCES", "SELECT", "TRIGGER",
-                                       "TRUNCATE", "UPDATE"]  # fmt: skip
+    # No TRUNCATE, TRIGGER or REFERENCES for the API; no credentials in public.users.
+    assert users["grants"]["anon"] == ["DELETE", "INSERT", "SELECT", "UPDATE"]
+    assert not {"password_hash", "session_tokens"} & set(users["columns"])
+    credentials = m["tables"]["empire_private.user_credentials"]
+    assert credentials["grants"] == {} and "password_hash" in credentials["columns"]
+    assert m["tables"]["public.admin_logs"]["grants"] == {"service_role": ["INSERT", "SELECT"]}
     assert users["constraints"]["users_pkey"]["validated"] is True
     assert m["tables"]["public.blogs"]["indexes"]["idx_blogs_vector_embedding"]["valid"] is True
     assert m["publications"]["supabase_realtime"] == [

@@ -22,7 +22,7 @@ from ops.seed import (
     seed_demo_if_empty,
     step_demo,
 )
-from ops.seed.generators import BASE_COUNTS, EVENT_TABLES, TABLE_NAMES, counts_for
+from ops.seed.generators import BASE_COUNTS, EVENT_TABLES, SEEDED, TABLE_NAMES, counts_for
 from ops.target import DatabaseTarget
 from ops.up import UpState
 
@@ -43,23 +43,28 @@ def _scalar(dsn: str, query: str) -> Any:
         return row[0]
 
 
+def _relation(label: str) -> str:
+    """A seeded table's label (``users``, ``empire_private.user_credentials``) as SQL."""
+    return label if "." in label else f"public.{label}"
+
+
 def _fingerprints(dsn: str) -> dict[str, str]:
-    """md5 of every table's full content, rows in primary-key order."""
+    """md5 of every seeded table's full content, rows in a fixed order."""
     with psycopg.connect(dsn) as conn:
         return {
             t: conn.execute(
-                f"select md5(coalesce(string_agg(x::text, '|' order by x.id), '')) "
-                f"from public.{t} x"
+                f"select md5(coalesce(string_agg(x::text, '|' order by x::text), '')) "
+                f"from {_relation(t)} x"
             ).fetchone()[0]  # type: ignore[index]
-            for t in TABLE_NAMES
+            for t in SEEDED
         }
 
 
 def _counts(dsn: str) -> dict[str, int]:
     with psycopg.connect(dsn) as conn:
         return {
-            t: conn.execute(f"select count(*) from public.{t}").fetchone()[0]  # type: ignore[index]
-            for t in TABLE_NAMES
+            t: conn.execute(f"select count(*) from {_relation(t)}").fetchone()[0]  # type: ignore[index]
+            for t in SEEDED
         }
 
 
@@ -72,6 +77,8 @@ def test_the_schema_has_exactly_the_tables_we_seed(migrated_db: str) -> None:
         ).fetchall()
     assert sorted(r[0] for r in rows) == sorted(TABLE_NAMES)
     assert len(TABLE_NAMES) == 29
+    # ...and the credentials, which live apart from the API (decision 0008).
+    assert set(SEEDED) - set(TABLE_NAMES) == {"empire_private.user_credentials"}
 
 
 def test_every_table_gets_rows_and_the_report_matches(migrated_db: str) -> None:
@@ -80,6 +87,7 @@ def test_every_table_gets_rows_and_the_report_matches(migrated_db: str) -> None:
     assert all(n > 0 for n in counts.values()), counts
     assert {t.table: t.rows for t in report.tables} == counts
     assert counts["users"] == counts_for(SMALL)["users"] == round(BASE_COUNTS["users"] * SMALL)
+    assert counts["empire_private.user_credentials"] == counts["users"]
     assert report.bytes > 0 and all(t.bytes > 0 for t in report.tables)
     assert report.event_months  # the migration created monthly partitions
 
@@ -162,7 +170,7 @@ def test_same_seed_same_rows_other_seed_other_rows(
     seed_demo(c, scale=SMALL, seed=43)
     fa, fb, fc = _fingerprints(a), _fingerprints(b), _fingerprints(c)
     assert fa == fb
-    assert all(fa[t] != fc[t] for t in TABLE_NAMES), [t for t in TABLE_NAMES if fa[t] == fc[t]]
+    assert all(fa[t] != fc[t] for t in SEEDED), [t for t in SEEDED if fa[t] == fc[t]]
 
 
 def test_a_non_empty_database_is_refused_and_left_alone_unless_truncate(migrated_db: str) -> None:
@@ -240,7 +248,7 @@ def test_cli_seed_demo(cli: Any, migrated_db: str, pg: Any) -> None:
     assert done.exit_code == 0, done.output
     data = json.loads(done.stdout)
     rows, tables = data["data"]["rows"], data["data"]["tables"]
-    assert rows == sum(_counts(migrated_db).values()) and len(tables) == 29
+    assert rows == sum(_counts(migrated_db).values()) and len(tables) == len(SEEDED) == 30
     assert pg.password not in done.output
 
     again = cli("db", "seed-demo", "--scale", str(SMALL), "--yes", env=env)

@@ -78,6 +78,12 @@ create policy service_role_all on public.products
 create policy public_read_published on public.products
   for select to anon, authenticated using (status = 'active');
 
+-- Grants, table by table on this file's own tables (see 20260101000300's header).
+revoke all on table public.offers, public.products
+  from anon, authenticated, service_role;
+grant select, insert, update, delete on table public.offers, public.products
+  to anon, authenticated, service_role;
+
 -- migrate:down
 drop table public.products;
 drop table public.offers;

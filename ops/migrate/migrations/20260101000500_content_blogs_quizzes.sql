@@ -94,6 +94,12 @@ create policy own_rows_select on public.quiz_results
 create policy own_rows_insert on public.quiz_results
   for insert to authenticated with check ((select auth.uid()) = user_id);
 
+-- Grants, table by table on this file's own tables (see 20260101000300's header).
+revoke all on table public.blogs, public.quizzes, public.quiz_results
+  from anon, authenticated, service_role;
+grant select, insert, update, delete on table public.blogs, public.quizzes, public.quiz_results
+  to anon, authenticated, service_role;
+
 -- migrate:down
 drop table public.quiz_results;
 drop table public.quizzes;

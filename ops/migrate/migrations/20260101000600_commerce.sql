@@ -105,6 +105,12 @@ alter table public.payout_logs enable row level security;
 create policy service_role_all on public.payout_logs
   for all to service_role using (true) with check (true);
 
+-- Grants, table by table on this file's own tables (see 20260101000300's header).
+revoke all on table public.purchases, public.license_keys, public.payout_logs
+  from anon, authenticated, service_role;
+grant select, insert, update, delete on table public.purchases, public.license_keys, public.payout_logs
+  to anon, authenticated, service_role;
+
 -- migrate:down
 drop table public.payout_logs;
 drop table public.license_keys;

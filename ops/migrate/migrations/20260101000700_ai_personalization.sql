@@ -85,6 +85,12 @@ alter table public.prompts enable row level security;
 create policy service_role_all on public.prompts
   for all to service_role using (true) with check (true);
 
+-- Grants, table by table on this file's own tables (see 20260101000300's header).
+revoke all on table public.persona_profiles, public.memory_nodes, public.prompts
+  from anon, authenticated, service_role;
+grant select, insert, update, delete on table public.persona_profiles, public.memory_nodes, public.prompts
+  to anon, authenticated, service_role;
+
 -- migrate:down
 drop table public.prompts;
 drop table public.memory_nodes;

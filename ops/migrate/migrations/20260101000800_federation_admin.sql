@@ -59,6 +59,42 @@ alter table public.admin_logs enable row level security;
 create policy service_role_all on public.admin_logs
   for all to service_role using (true) with check (true);
 
+-- Append-only, for everyone: privileges keep the API roles to SELECT and
+-- INSERT, and these triggers refuse UPDATE, DELETE and TRUNCATE whoever
+-- runs them (service_role, a SECURITY DEFINER function, the owner). The
+-- owner's one way to rewrite the log is a visible, explicit
+-- `alter table public.admin_logs disable trigger ...` (runbooks/ADMIN_LOGS_APPEND_ONLY.md).
+create function public.admin_logs_append_only()
+returns trigger
+language plpgsql
+set search_path = ''
+as $$
+begin
+  raise exception 'public.admin_logs is append-only: % is refused', tg_op
+    using hint = 'audit rows are never changed or removed; add a new row instead '
+                 '(see runbooks/ADMIN_LOGS_APPEND_ONLY.md)';
+end;
+$$;
+comment on function public.admin_logs_append_only() is
+  'Trigger function: refuses UPDATE and DELETE (row triggers) and TRUNCATE (statement trigger) '
+  'on public.admin_logs, which is append-only.';
+revoke all on function public.admin_logs_append_only() from public, anon, authenticated, service_role;
+create trigger admin_logs_append_only before update or delete on public.admin_logs
+  for each row execute function public.admin_logs_append_only();
+create trigger admin_logs_no_truncate before truncate on public.admin_logs
+  for each statement execute function public.admin_logs_append_only();
+
+-- Grants, table by table on this file's own tables (see 20260101000300's header).
+revoke all on table public.federation_neurons
+  from anon, authenticated, service_role;
+grant select, insert, update, delete on table public.federation_neurons
+  to anon, authenticated, service_role;
+-- admin_logs is append-only: service_role may read and add rows, nothing else;
+-- anon and authenticated get nothing (no policy would let them in anyway).
+revoke all on table public.admin_logs from anon, authenticated, service_role;
+grant select, insert on table public.admin_logs to service_role;
+
 -- migrate:down
 drop table public.admin_logs;
+drop function public.admin_logs_append_only();
 drop table public.federation_neurons;

@@ -253,6 +253,10 @@ begin
         'create table public.%I partition of public.%I for values from (%L) to (%L)',
         part_name, ev.table_name, lower_bound, upper_bound);
       execute pg_catalog.format('alter table public.%I enable row level security', part_name);
+      -- Reached through the parent only: none of the ALL that default
+      -- privileges give a new table (TRUNCATE would bypass row level security).
+      execute pg_catalog.format(
+        'revoke all on table public.%I from anon, authenticated, service_role', part_name);
 
       if has_rows then
         select pg_catalog.string_agg(pg_catalog.quote_ident(a.attname), ', ' order by a.attnum)
@@ -281,7 +285,8 @@ $$;
 
 comment on function public.create_event_partitions(integer) is
   'Creates the monthly (UTC) partitions <table>_pYYYYMM of the event tables for the current month '
-  'and the next months_ahead months when missing, with RLS enabled; rows already caught by the '
+  'and the next months_ahead months when missing, with RLS enabled and no privilege for the API '
+  'roles (they go through the parent); rows already caught by the '
   '<table>_default partition in those ranges are moved into the new partition. Returns the number '
   'of partitions created. A partition name that already exists is skipped; a range overlapping a '
   'differently named partition raises an error.';
@@ -291,6 +296,17 @@ comment on function public.create_event_partitions(integer) is
 revoke all on function public.create_event_partitions(integer) from public, anon, authenticated, service_role;
 
 select public.create_event_partitions();
+
+-- Grants, table by table on this file's own tables (see 20260101000300's header).
+revoke all on table public.analytics_events, public.affiliate_clicks, public.consent_logs, public.rlhf_feedback, public.error_logs
+  from anon, authenticated, service_role;
+grant select, insert, update, delete on table public.analytics_events, public.affiliate_clicks, public.consent_logs, public.rlhf_feedback, public.error_logs
+  to anon, authenticated, service_role;
+-- Partitions are read and written through their parent, whose privileges
+-- are the ones checked; direct access gets nothing (TRUNCATE would bypass
+-- row level security).
+revoke all on table public.analytics_events_default, public.affiliate_clicks_default, public.consent_logs_default, public.rlhf_feedback_default, public.error_logs_default
+  from anon, authenticated, service_role;
 
 -- migrate:down
 drop function public.create_event_partitions(integer);

@@ -85,6 +85,12 @@ alter table public.search_queries enable row level security;
 create policy service_role_all on public.search_queries
   for all to service_role using (true) with check (true);
 
+-- Grants, table by table on this file's own tables (see 20260101000300's header).
+revoke all on table public.notifications, public.translations, public.search_queries
+  from anon, authenticated, service_role;
+grant select, insert, update, delete on table public.notifications, public.translations, public.search_queries
+  to anon, authenticated, service_role;
+
 -- migrate:down
 drop table public.search_queries;
 drop table public.translations;

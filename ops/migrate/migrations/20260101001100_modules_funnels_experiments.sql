@@ -159,6 +159,12 @@ create policy service_role_all on public.conversions
 create policy own_rows_select on public.conversions
   for select to authenticated using ((select auth.uid()) = user_id);
 
+-- Grants, table by table on this file's own tables (see 20260101000300's header).
+revoke all on table public.funnels, public.funnel_steps, public.ab_tests, public.ab_variants, public.ab_assignments, public.conversions
+  from anon, authenticated, service_role;
+grant select, insert, update, delete on table public.funnels, public.funnel_steps, public.ab_tests, public.ab_variants, public.ab_assignments, public.conversions
+  to anon, authenticated, service_role;
+
 -- migrate:down
 drop table public.conversions;
 drop table public.ab_assignments;

@@ -1,20 +1,18 @@
--- Realtime publication membership and Supabase-style table grants.
--- Realtime delivers changes subject to each table's RLS policies.
--- The grants are explicit because the default privileges from the bootstrap
--- only apply to tables created by the role that set them. Access is still
--- limited row by row by the RLS policies on every table.
+-- Realtime publication membership.
+-- Realtime delivers changes subject to each table's RLS policies. public.users
+-- is published without credentials: those live in empire_private (decision
+-- 0008), so no realtime payload can carry them.
+--
+-- The grants that used to be here (`grant ... on all tables in schema
+-- public`) also reached the user's own tables and overrode their revokes.
+-- Each table is now granted by the migration that creates it, table by
+-- table (see 20260101000300's header); this file keeps its name so that
+-- histories that applied it still match.
 
 -- migrate:up
 alter publication supabase_realtime
   add table public.users, public.offers, public.quiz_results, public.notifications;
 
-grant select, insert, update, delete on all tables in schema public to anon, authenticated, service_role;
-grant usage, select on all sequences in schema public to anon, authenticated, service_role;
-
 -- migrate:down
--- The grants are not revoked: they go away with the tables when the earlier
--- migrations are reversed, and revoking them here would also strip the
--- privileges that the default privileges (ours or Supabase's) granted when
--- the tables were created, leaving the tables unlike their pre-up state.
 alter publication supabase_realtime
   drop table public.users, public.offers, public.quiz_results, public.notifications;
