@@ -18,7 +18,7 @@ from ops import db
 from ops import findings as F
 from ops.errors import DatabaseError, OpsError
 from ops.findings import Finding
-from ops.migrate import history
+from ops.migrate import adopt, history
 from ops.migrate.common import (
     MigrateResult,
     RunnerSettings,
@@ -27,12 +27,11 @@ from ops.migrate.common import (
     failure,
     locked,
     ms_since,
-    read_applied,
     resolve_migrations,
     run_statements,
 )
 from ops.migrate.confirm import FIX, require_confirmed, unconfirmed_reason, writes_confirmed
-from ops.migrate.files import Migration, Statement
+from ops.migrate.files import Migration, Statement, load_migrations
 from ops.migrate.indexes import drop_invalid_index, rebuild_invalid_indexes
 from ops.migrate.plan import plan_up
 from ops.target import DatabaseTarget
@@ -71,13 +70,27 @@ def migrate_up(
     settings, local = resolve_migrations(config, migrations)
     actor = actor or default_actor()
     result = MigrateResult(target=target.masked, direction="up", dry_run=dry_run)
+    share = settings.shared_dir is not None and migrations is None
     if dry_run:
-        applied = read_applied(target, settings)
+        with db.connect(target.dsn, target.options, autocommit=True) as conn:
+            applied = history.read_applied(conn, settings.history_schema)
+            adoption = adopt.plan_for(conn, settings) if share else None
+        if adoption is not None:
+            local = sorted([*local, *adopt.adopted_migrations(adoption)], key=lambda m: m.sort_key)
+            result.adopted = [f.filename for f in adoption.files]
         plan = plan_up(local, set(applied), to=to, include_all=include_all)
         result.steps = [_planned(m, m.up_statements, "up") for m in plan]
         result.warnings = _edited_after_apply(local, applied)
         return result
     with locked(target, settings) as conn:
+        adoption = adopt.plan_for(conn, settings) if share else None
+        if adoption is not None and adoption.files:
+            # Under the lock: a concurrent run waits, then finds the files written.
+            adopt.write_adopted(adoption)
+            result.adopted = [f.filename for f in adoption.files]
+            log.info("adopted %d Empire migration(s) into %s", len(adoption.files),
+                     adoption.folder)  # fmt: skip
+            local = load_migrations(list(settings.dirs))
         applied = history.read_applied(conn, settings.history_schema)
         plan = plan_up(local, set(applied), to=to, include_all=include_all)
         # Edited files are not re-run (the database has the old version): say so.
@@ -228,6 +241,12 @@ def ensure_migrated(
         )
         for index in result.rebuilt_indexes
     ]  # fmt: skip
+    if result.adopted:
+        out.append(
+            F.ok("MIGRATE_ADOPTED", f"{len(result.adopted)} file(s)",
+                 "the Empire schema was written into the folder shared with Supabase CLI: "
+                 + ", ".join(result.adopted) + " (commit them)")
+        )  # fmt: skip
     if result.steps:
         names = ", ".join(f"{s.version}_{s.name}" for s in result.steps)
         out.append(F.ok("MIGRATE_APPLIED", f"{len(result.steps)} migration(s)", names))

@@ -42,6 +42,9 @@ def describe_target(target: Any) -> str:
 
 def _render_steps(result: Any) -> None:
     verb, past = {"up": ("apply", "applied"), "down": ("revert", "reverted")}[result.direction]
+    for name in getattr(result, "adopted", []):
+        verb_adopt = "would adopt" if result.dry_run else "adopted"
+        echo(f"{verb_adopt} {name} into the folder shared with Supabase CLI")
     for warning in getattr(result, "warnings", []):
         echo(f"warning: {warning}")
     if not result.steps and not result.rebuilt_indexes:
@@ -66,8 +69,35 @@ def status(
     report = migration_status(target, state(ctx).config)
     if not as_json:
         for e in report.entries:
-            echo(f"{e.version}  {e.state:<17}  {e.name}{'  (up-only)' if e.up_only else ''}")
+            by = "  (Supabase CLI)" if e.recorded_by == "supabase-cli" else ""
+            echo(f"{e.version}  {e.state:<17}  {e.name}{'  (up-only)' if e.up_only else ''}{by}")
     _render_report(report, as_json)
+
+
+@app.command("init")
+def init(
+    ctx: typer.Context,
+    directory: Path = typer.Option(
+        None, "--dir", help="The Supabase CLI folder (default: [migrate] supabase_dir)."
+    ),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Show what would be written."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Adopt the Empire schema into supabase/migrations, newer than the newest applied version."""
+    from ops.migrate.adopt import adopt_schema
+
+    target = _target(ctx, as_json=as_json)
+    plan = adopt_schema(target, state(ctx).config, folder=directory, dry_run=dry_run)
+    if as_json:
+        echo_json({**plan.to_dict(), "dry_run": dry_run})
+        return
+    verb = "would write" if dry_run else "wrote"
+    for item in plan.files:
+        echo(f"{verb} {item.path} (from {item.shipped}; {item.reason} version)")
+    echo(
+        f"{len(plan.present)} already in {plan.folder}, {len(plan.files)} {verb.split()[-1]}"
+        + ("; commit them, then `empire-ops migrate up`" if plan.files and not dry_run else "")
+    )
 
 
 @app.command("up")

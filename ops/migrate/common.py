@@ -57,17 +57,36 @@ class RunnerSettings:
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT
     history_schema: str = DEFAULT_HISTORY_SCHEMA
     dirs: tuple[Path, ...] = (SHIPPED_DIR,)
+    # The folder shared with Supabase CLI (``[migrate] supabase_dir``, when it
+    # exists). It then replaces the shipped folder: the Empire schema is applied
+    # from the copies adopted into it, so both tools see one history.
+    shared_dir: Path | None = None
 
     @classmethod
     def from_config(cls, config: Config | None) -> RunnerSettings:
         if config is None:
             return cls()
-        extra = tuple(config.resolve_path(d) for d in config.get("migrate.dirs"))
+        extra = [config.resolve_path(d) for d in config.get("migrate.dirs")]
+        name = config.get("migrate.supabase_dir")
+        shared = config.resolve_path(name) if name else None
+        if shared is not None and not shared.is_dir():
+            shared = None
+        if shared is None:
+            dirs: tuple[Path, ...] = (SHIPPED_DIR, *extra)
+        else:
+            same = shared.resolve()
+            dirs = (shared, *(d for d in extra if d.resolve() != same))
         return cls(
             lock_timeout=config.seconds("database.lock_timeout"),
             history_schema=config.get("migrate.history_schema"),
-            dirs=(SHIPPED_DIR, *extra),
+            dirs=dirs,
+            shared_dir=shared,
         )
+
+    @property
+    def project_dirs(self) -> tuple[Path, ...]:
+        """The folders of the project's own files (never the shipped one)."""
+        return tuple(d for d in self.dirs if d != SHIPPED_DIR)
 
 
 def migrations_for(config: Config | None) -> list[Migration]:
@@ -107,6 +126,8 @@ class MigrateResult:
     steps: list[StepOutcome] = field(default_factory=list)
     rebuilt_indexes: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    # Empire migrations written into the folder shared with Supabase CLI.
+    adopted: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -212,8 +233,9 @@ def new_migration(config: Config | None, name: str, directory: Path | None = Non
     from ops.errors import UsageError
     from ops.migrate.files import create_migration
 
+    settings = RunnerSettings.from_config(config)
     if directory is None:
-        extra = RunnerSettings.from_config(config).dirs[1:]
+        extra = settings.project_dirs
         if not extra:
             raise UsageError(
                 "no migration folder to create it in: [migrate] dirs is empty",
@@ -221,4 +243,6 @@ def new_migration(config: Config | None, name: str, directory: Path | None = Non
                 '["supabase/migrations"] (so `migrate up` applies what you create there)',
             )
         directory = extra[0]
-    return create_migration(name, directory)
+    shared = settings.shared_dir
+    for_cli = shared is not None and directory.resolve() == shared.resolve()
+    return create_migration(name, directory, for_cli=for_cli)

@@ -4,7 +4,15 @@ A file is ``<digits>_<name>.sql`` with ``-- migrate:up`` and ``-- migrate:down``
 sections; ``-- migrate:no-transaction`` marks a file that must run outside a
 transaction (``CREATE INDEX CONCURRENTLY``). A file without markers (Supabase
 CLI's ``supabase/migrations`` format) is all "up", and so is up-only, as is a
-file without a down section. Nothing here touches a database.
+file without a down section.
+
+The Supabase CLI runs every line of a file, so a file in the folder it shares
+with empire-ops keeps its down section in comments: ``-- migrate:down:commented``
+and then each line prefixed ``-- `` (an empty line as ``--``). That form is an
+exact, invertible transform of the plain one (:func:`comment_out_down`,
+:func:`uncomment_down`), and the checksum is taken of the plain form, so the
+same migration has the same checksum in either form. Nothing here touches a
+database.
 """
 
 from __future__ import annotations
@@ -21,7 +29,10 @@ from ops.migrate.errors import MigrationFileError
 
 SHIPPED_DIR = Path(__file__).resolve().parent / "migrations"
 FILENAME_RE = re.compile(r"^(?P<version>\d+)_(?P<name>[A-Za-z0-9_.\-]+)\.sql$")
-_MARKER_RE = re.compile(r"^--\s*migrate:(?P<kind>up|down|no-transaction)\b.*$", re.IGNORECASE)
+_MARKER_RE = re.compile(
+    r"^--\s*migrate:(?P<kind>up|down:commented|down|no-transaction)\b.*$", re.IGNORECASE
+)
+_COMMENTED_TAG = "migrate:down:commented"
 _TAG_START = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)?\$")
 _NAME_RE = re.compile(r"[^a-z0-9]+")
 
@@ -54,6 +65,7 @@ class Migration:
     up_only: bool
     up_line: int = 1
     down_line: int = 1
+    down_commented: bool = False
 
     @property
     def filename(self) -> str:
@@ -94,6 +106,13 @@ def parse_migration(path: Path, data: bytes | None = None) -> Migration:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise MigrationFileError(f"{path.name}: not UTF-8 ({exc})") from None
+    checksum = hashlib.sha256(data).hexdigest()
+    down_commented = _commented_marker_index(text.split("\n")) is not None
+    if down_commented:
+        # Parse, and checksum, the plain form: the same migration, either way written.
+        text = uncomment_down(text, path.name)
+        bom = b"\xef\xbb\xbf" if data.startswith(b"\xef\xbb\xbf") else b""
+        checksum = hashlib.sha256(bom + text.encode()).hexdigest()
     sections: dict[str, list[str]] = {}
     starts: dict[str, int] = {}
     seen: list[str] = []
@@ -140,11 +159,71 @@ def parse_migration(path: Path, data: bytes | None = None) -> Migration:
         up_sql=up_sql,
         down_sql=down_sql,
         no_transaction=no_transaction,
-        checksum=hashlib.sha256(data).hexdigest(),
+        checksum=checksum,
         up_only=down_sql is None,
         up_line=up_line,
         down_line=starts.get("down", 1),
+        down_commented=down_commented,
     )
+
+
+def _marker_kind(line: str) -> str | None:
+    marker = _MARKER_RE.match(line.strip())
+    return marker.group("kind").lower() if marker else None
+
+
+def _commented_marker_index(lines: Sequence[str]) -> int | None:
+    return next((i for i, ln in enumerate(lines) if _marker_kind(ln) == "down:commented"), None)
+
+
+def comment_out_down(text: str) -> str:
+    """``text`` with its down section commented out, for a folder the Supabase CLI runs.
+
+    The ``-- migrate:down`` marker becomes ``-- migrate:down:commented`` and
+    each later line gets ``-- `` in front (an empty line becomes ``--``).
+    Exactly undone by :func:`uncomment_down`. A file without a plain down
+    section is returned unchanged.
+    """
+    lines = text.split("\n")
+    at = next((i for i, ln in enumerate(lines) if _marker_kind(ln) == "down"), None)
+    if at is None:
+        return text
+    lines[at] = re.sub(r"(migrate:down)", r"\1:commented", lines[at], count=1, flags=re.I)
+    last = len(lines) - 1
+    for i in range(at + 1, len(lines)):
+        if i == last and lines[i] == "":
+            break  # the file's final newline
+        lines[i] = f"-- {lines[i]}" if lines[i] else "--"
+    return "\n".join(lines)
+
+
+def uncomment_down(text: str, filename: str = "migration") -> str:
+    """The plain form of a file whose down section is commented out (see :func:`comment_out_down`).
+
+    Raises MigrationFileError naming the line when a line after the marker is
+    not commented out: the Supabase CLI would run it when it applies the file.
+    """
+    lines = text.split("\n")
+    at = _commented_marker_index(lines)
+    if at is None:
+        return text
+    lines[at] = re.sub(r"(migrate:down):commented", r"\1", lines[at], count=1, flags=re.I)
+    last = len(lines) - 1
+    for i in range(at + 1, len(lines)):
+        line = lines[i]
+        if i == last and line == "":
+            break
+        if line.rstrip("\r") == "--":
+            lines[i] = line[2:]
+        elif line.startswith("-- "):
+            lines[i] = line[3:]
+        else:
+            raise MigrationFileError(
+                f"{filename}:{i + 1}: this line of the commented-out down section is not a "
+                "comment, so the Supabase CLI would run it with the up section",
+                hint="start every line after '-- migrate:down:commented' with '-- '",
+            )
+    return "\n".join(lines)
 
 
 def load_migrations(dirs: Sequence[Path] | None = None) -> list[Migration]:
@@ -252,6 +331,75 @@ def _statement(sql: str, start: int, end: int, code_start: int, first_line: int)
     return Statement(sql=text, line=first_line + sql.count("\n", 0, code_start))
 
 
+def sql_code(sql: str) -> str:
+    """``sql`` without comments, its whitespace outside literals collapsed to one space.
+
+    Two texts with equal ``sql_code`` run the same statements: used to compare a
+    file with the statements the Supabase CLI stored when it applied it.
+    """
+    pieces: list[tuple[str, bool]] = []  # (text, is_code)
+    i, n, start = 0, len(sql), 0
+
+    def code_until(end: int, replacement: str = "") -> None:
+        pieces.append((sql[start:end] + replacement, True))
+
+    while i < n:
+        ch, nxt = sql[i], sql[i + 1] if i + 1 < n else ""
+        if ch == "-" and nxt == "-":
+            code_until(i, " ")
+            end = sql.find("\n", i)
+            i = start = n if end < 0 else end
+            continue
+        if ch == "/" and nxt == "*":
+            code_until(i, " ")
+            depth, i = 1, i + 2
+            while i < n and depth:
+                step = 2 if sql.startswith(("/*", "*/"), i) else 1
+                depth += 1 if sql.startswith("/*", i) else -1 if sql.startswith("*/", i) else 0
+                i += step
+            start = i
+            continue
+        end = -1
+        if ch in "'\"":
+            escapes = ch == "'" and i > 0 and sql[i - 1] in "eE"
+            end = _skip_quoted(sql, i, ch, backslash=escapes)
+        elif ch == "$":
+            tag = _TAG_START.match(sql, i)
+            if tag and (i == 0 or not (sql[i - 1].isalnum() or sql[i - 1] == "_")):
+                close = sql.find(tag.group(0), tag.end())
+                end = n if close < 0 else close + len(tag.group(0))
+        if end > i:
+            code_until(i)
+            pieces.append((sql[i:end], False))
+            i = start = end
+            continue
+        i += 1
+    code_until(n)
+    out, run = [], []  # collapse whitespace across adjacent code pieces, never in literals
+    for text, code in pieces:
+        if code:
+            run.append(text)
+            continue
+        out += [re.sub(r"\s+", " ", "".join(run)), text]
+        run = []
+    out.append(re.sub(r"\s+", " ", "".join(run)))
+    return "".join(out).strip()
+
+
+def statements_code(statements: Iterable[str]) -> str:
+    """The statements as one comparable text: :func:`sql_code` of each, ``;``-separated.
+
+    Each text is split again first, so how a tool split a file does not matter.
+    """
+    out = []
+    for text in statements:
+        for stmt in split_statements(text):
+            code = sql_code(stmt.sql).rstrip(";").strip()
+            if code:
+                out.append(code)
+    return ";\n".join(out)
+
+
 MAX_NAME_LENGTH = 100
 
 
@@ -326,8 +474,11 @@ def inside_installed_package(folder: Path) -> bool:
     return not (package.parent / "pyproject.toml").is_file()
 
 
-def create_migration(name: str, folder: Path) -> Path:
+def create_migration(name: str, folder: Path, *, for_cli: bool = False) -> Path:
     """Write an empty migration ``<version>_<name>.sql`` (up and down sections) and return it.
+
+    ``for_cli``: the folder is shared with Supabase CLI, so the down section is
+    written commented out (``-- migrate:down:commented``).
 
     Raises MigrationFileError for an unusable name, UsageError (exit 2) for a
     ``folder`` inside an installed package (an upgrade would delete the file,
@@ -345,5 +496,12 @@ def create_migration(name: str, folder: Path) -> Path:
         )
     existing = load_migrations([folder]) if folder.is_dir() else []
     path = new_migration_path(folder, name, existing)
-    atomic_write_text(path, NEW_TEMPLATE.format(name=path.stem.split("_", 1)[1]))
+    text = NEW_TEMPLATE.format(name=path.stem.split("_", 1)[1])
+    if for_cli:
+        text = comment_out_down(text).replace(
+            "-- migrate:down:commented\n",
+            "-- migrate:down:commented (Supabase CLI runs every line: keep each line "
+            "below commented out with '-- ')\n",
+        )
+    atomic_write_text(path, text)
     return path

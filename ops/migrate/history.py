@@ -34,6 +34,13 @@ class AppliedRow:
     applied_by: str | None
     down_sql: str | None
     no_transaction: bool
+    statements: list[str] | None = None
+    by_runner: bool = True
+
+    @property
+    def by_cli(self) -> bool:
+        """True for a row only Supabase CLI wrote: no empire-ops log, so no checksum."""
+        return not self.by_runner
 
 
 @dataclass(frozen=True)
@@ -121,20 +128,23 @@ def read_applied(conn: db.Connection[Any], schema: str) -> dict[str, AppliedRow]
     """Applied migrations by version (empty when the history tables do not exist yet)."""
     if not _exists(conn, f"{SUPABASE_SCHEMA}.{SUPABASE_TABLE}"):
         return {}
-    has_name = bool(
-        db.run_query(
+    columns = {
+        r["attname"]
+        for r in db.run_query(
             conn,
-            "select 1 from pg_attribute where attrelid = to_regclass(%s) "
-            "and attname = 'name' and not attisdropped",
+            "select attname from pg_attribute where attrelid = to_regclass(%s) "
+            "and attname in ('name', 'statements') and not attisdropped",
             (f"{SUPABASE_SCHEMA}.{SUPABASE_TABLE}",),
         )
-    )
-    name_col = db.SQL("s.name") if has_name else db.SQL("null::text")
+    }
+    name_col = db.SQL("s.name") if "name" in columns else db.SQL("null::text")
+    stmts = db.SQL("s.statements") if "statements" in columns else db.SQL("null::text[]")
     if _exists(conn, f"{schema}.{SIDE_TABLE}"):
         query = db.SQL(
             """
             select s.version, {name} as name, h.checksum, h.applied_at, h.applied_by,
-                   h.down_sql, coalesce(h.no_transaction, false) as no_transaction
+                   h.down_sql, coalesce(h.no_transaction, false) as no_transaction,
+                   {stmts} as statements, h.applied_at is not null as by_runner
             from supabase_migrations.schema_migrations s
             left join lateral (
               select checksum, applied_at, applied_by, down_sql, no_transaction
@@ -143,14 +153,14 @@ def read_applied(conn: db.Connection[Any], schema: str) -> dict[str, AppliedRow]
               order by h.id desc limit 1
             ) h on true
             """
-        ).format(name=name_col, side=db.Identifier(schema))
+        ).format(name=name_col, stmts=stmts, side=db.Identifier(schema))
     else:
         query = db.SQL(
             "select s.version, {name} as name, null::text as checksum, "
             "null::timestamptz as applied_at, null::text as applied_by, "
-            "null::text as down_sql, false as no_transaction "
-            "from supabase_migrations.schema_migrations s"
-        ).format(name=name_col)
+            "null::text as down_sql, false as no_transaction, {stmts} as statements, "
+            "false as by_runner from supabase_migrations.schema_migrations s"
+        ).format(name=name_col, stmts=stmts)
     rows = db.run_query(conn, query.as_string(conn))
     return {str(r["version"]): AppliedRow(**{**r, "version": str(r["version"])}) for r in rows}
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from ops.errors import UsageError
 from ops.migrate import history
 from ops.migrate.errors import DownRefused, OutOfOrder
-from ops.migrate.files import Migration, Statement, split_statements, version_key
+from ops.migrate.files import SHIPPED_DIR, Migration, Statement, split_statements, version_key
 
 
 def plan_up(
@@ -35,10 +35,20 @@ def plan_up(
     older = [m for m in pending if newest is not None and m.sort_key < newest]
     if older and not include_all:
         names = ", ".join(m.filename for m in older)
+        hint = "rename them with a newer timestamp, or apply them anyway with --include-all"
+        if any(m.path.parent == SHIPPED_DIR for m in older):
+            # The shipped files are ours, not the user's to rename: the database has a
+            # newer history (Supabase CLI's), so the Empire schema joins that history.
+            hint = (
+                "the newest applied migration is your project's own (Supabase CLI's history): "
+                "adopt the Empire schema into your supabase/migrations folder with "
+                "`empire-ops migrate init` (`supabase init` creates the folder), then rerun; "
+                "see runbooks/MIGRATE_ADOPT.md"
+            )
         raise OutOfOrder(
             f"{len(older)} local migration(s) are older than the newest applied one "
             f"({max(applied, key=version_key)}) and not applied: {names}",
-            hint="rename them with a newer timestamp, or apply them anyway with --include-all",
+            hint=hint,
         )
     return pending
 
@@ -73,6 +83,7 @@ def plan_down(
         )
     steps: list[DownStep] = []
     refused: list[str] = []
+    by_cli: list[str] = []
     for version in sorted(applied, key=version_key, reverse=True):
         if version_key(version) <= version_key(to):
             continue
@@ -93,6 +104,18 @@ def plan_down(
             )
         else:
             refused.append(mig.filename if mig else f"{version}_{row.name or '?'} (not local)")
+            if row.by_cli:
+                by_cli.append(refused[-1])
+    if by_cli:
+        keep = max(by_cli, key=lambda name: version_key(name.split("_", 1)[0]))
+        raise DownRefused(
+            f"cannot revert past your own migration(s) applied by Supabase CLI: "
+            f"{', '.join(by_cli)}. empire-ops reverts only what it applied with a down "
+            "section, and the CLI's migrations have none",
+            hint=f"revert no further than --to {keep.split('_', 1)[0]}; to undo your own "
+            "migration write a new one that reverses it (`supabase migration new`), or restore "
+            "a backup; see runbooks/MIGRATE_DOWN_PAST_CLI.md",
+        )
     if refused:
         raise DownRefused(
             f"cannot revert up-only migration(s): {', '.join(refused)}",

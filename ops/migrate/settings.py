@@ -67,6 +67,12 @@ SECTION = Table(
             "environments where preflight and the scheduler run `migrate heal --apply` themselves",
             _envs,
         ),
+        "supabase_dir": Field(
+            str,
+            "supabase/migrations",
+            "the Supabase CLI's migration folder; when it exists, empire-ops shares it with the "
+            'CLI and adopts the Empire schema into it (`migrate init`); "" never shares',
+        ),
         "history_schema": Field(
             str, "ops", "schema of the runner's side table migration_history", _schema_name
         ),

@@ -12,7 +12,7 @@ from typing import Any
 import psycopg
 
 from ops import db
-from ops.migrate.files import load_migrations
+from ops.migrate.files import SHIPPED_DIR, load_migrations
 
 from .conftest import history_counts
 
@@ -94,11 +94,20 @@ def test_user_supabase_folder_via_config(fresh_db: str, cli: Any, tmp_path: Path
     _config(tmp_path, '[migrate]\ndirs = ["supabase/migrations"]\n')
     env = {"DATABASE_URL": fresh_db}
     assert cli("migrate", "up", "--yes", env=env).exit_code == 0
+    # The shared folder now holds the Empire schema too, after the user's newest file.
+    adopted = sorted(folder.glob("*_empire_*.sql"))
+    assert len(adopted) == len(list(SHIPPED_DIR.glob("*.sql")))
+    assert all(p.name > "20270101000000" for p in adopted)
     status = json.loads(cli("migrate", "status", "--json", env=env).stdout)
+    states = {m["version"]: m["state"] for m in status["data"]["migrations"]}
+    assert set(states.values()) == {"applied"} and len(states) == len(adopted) + 1
     user = [m for m in status["data"]["migrations"] if m["version"] == "20270101000000"]
-    assert user and user[0]["up_only"] and user[0]["state"] == "applied"
-    refused = cli("migrate", "down", "--to", "20260101001300", "--yes", env=env)
+    assert user and user[0]["up_only"]
+    refused = cli("migrate", "down", "--to", "0", "--yes", env=env)
     assert refused.exit_code == 1 and "up-only" in refused.stderr
+    reverted = cli("migrate", "down", "--to", "20270101000000", "--yes", env=env)
+    assert reverted.exit_code == 0, reverted.output
+    assert reverted.stdout.count("reverted ") == len(adopted)
 
 
 def test_new_and_verify(fresh_db: str, cli: Any, tmp_path: Path) -> None:
