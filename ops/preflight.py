@@ -95,7 +95,14 @@ def check_database(ctx: PreflightContext) -> Iterator[Finding]:
 
 
 def check_extensions(ctx: PreflightContext) -> Iterator[Finding]:
-    """Each required extension must be installed, or at least installable."""
+    """Each required extension must be installed, or creatable by this role.
+
+    "Available" means this role can run CREATE EXTENSION: it is a superuser,
+    or the extension is trusted and the role has CREATE on the database, or
+    it is listed in Supabase's ``supautils.privileged_extensions``. An
+    extension the server has but this role cannot create is
+    EXTENSION_NOT_CREATABLE, naming what is needed.
+    """
     if ctx.conn is None:
         return
     from ops import db
@@ -103,26 +110,75 @@ def check_extensions(ctx: PreflightContext) -> Iterator[Finding]:
     wanted = list(ctx.config.get("database.required_extensions"))
     if not wanted:
         return
-    rows = db.run_query(
-        ctx.conn,
-        "select name, installed_version from pg_available_extensions where name = any(%s)",
-        (wanted,),
-    )
-    found = {r["name"]: r["installed_version"] for r in rows}
+    rows = db.run_query(ctx.conn, _EXTENSIONS_QUERY, (wanted,))
+    found = {r["name"]: r for r in rows}
     for name in wanted:
-        if name not in found:
+        row = found.get(name)
+        if row is None:
             yield F.error(
                 "EXTENSION_UNAVAILABLE",
                 name,
                 f"extension {name!r} is not available on this server; migrations that need it "
                 "will fail",
             )
-        elif found[name]:
-            yield F.ok("EXTENSION_INSTALLED", name, f"{name} {found[name]} installed")
-        else:
+        elif row["installed_version"]:
+            yield F.ok("EXTENSION_INSTALLED", name, f"{name} {row['installed_version']} installed")
+        elif (why := _creatable(row)) is not None:
             yield F.info(
-                "EXTENSION_AVAILABLE", name, f"{name} is available (migrations install it)"
+                "EXTENSION_AVAILABLE",
+                name,
+                f"{name} is available and {row['role']} can create it ({why}); "
+                "migrations install it",
             )
+        else:
+            yield F.error(
+                "EXTENSION_NOT_CREATABLE",
+                name,
+                f"extension {name!r} is on this server but role {row['role']} cannot create it: "
+                "it is not a superuser, "
+                + (
+                    f"{name} is trusted but the role lacks CREATE on database {row['dbname']}"
+                    if row["trusted"]
+                    else f"{name} is not a trusted extension"
+                )
+                + ", and it is not listed in supautils.privileged_extensions; have a superuser "
+                f"run `create extension {name} with schema extensions`"
+                + (
+                    f", or grant CREATE ON DATABASE {row['dbname']} TO {row['role']}"
+                    if row["trusted"]
+                    else ""
+                )
+                + " (on Supabase: enable it under Database, Extensions)",
+            )
+
+
+# One statement for every wanted extension. supautils' setting is read with
+# missing_ok (null where supautils is not loaded).
+_EXTENSIONS_QUERY = """
+select e.name, e.installed_version,
+       current_user::text as role, current_database()::text as dbname,
+       coalesce((select r.rolsuper from pg_catalog.pg_roles r where r.rolname = current_user),
+                false) as superuser,
+       coalesce((select v.trusted from pg_catalog.pg_available_extension_versions v
+                  where v.name = e.name and v.version = e.default_version), false) as trusted,
+       pg_catalog.has_database_privilege(current_database(), 'CREATE') as can_create,
+       e.name = any(pg_catalog.string_to_array(pg_catalog.replace(
+         coalesce(pg_catalog.current_setting('supautils.privileged_extensions', true), ''),
+         ' ', ''), ',')) as privileged
+  from pg_catalog.pg_available_extensions e
+ where e.name = any(%s)
+"""
+
+
+def _creatable(row: dict[str, Any]) -> str | None:
+    """Why this role may create the extension, in words; None when it may not."""
+    if row["superuser"]:
+        return "superuser"
+    if row["privileged"]:
+        return "listed in supautils.privileged_extensions"
+    if row["trusted"] and row["can_create"]:
+        return "a trusted extension, and the role has CREATE on the database"
+    return None
 
 
 def check_schema(ctx: PreflightContext) -> Iterator[Finding]:

@@ -13,7 +13,8 @@
 - restore ``supabase_realtime`` membership.
 
 It never drops or alters a column, a constraint or data: those findings are
-returned unhealed, with their runbook. Every applied action is written to
+returned unhealed, with their runbook. It never touches an object in one of
+Supabase's own schemas (:mod:`ops.supabase_schemas`). Every applied action is written to
 ``public.admin_logs`` (actor ``empire-ops``, before/after) and yields a
 ``SCHEMA_HEALED`` warning for the alerter.
 """
@@ -35,6 +36,7 @@ from ops.findings import Finding
 from ops.migrate.confirm import unconfirmed_reason, writes_confirmed
 from ops.migrate.drift import check_schema
 from ops.migrate.manifest import load_manifest
+from ops.supabase_schemas import is_supabase_schema
 
 sql = db.sql  # psycopg.sql, through the one module that imports the driver
 
@@ -192,6 +194,8 @@ def _action_for(
     f: Finding, tables: dict[str, Any], manifest: dict[str, Any], migrations_allowed: bool
 ) -> HealAction | None:
     d = f.details
+    if is_supabase_schema(str(d.get("table", "")).partition(".")[0]):
+        return None  # Supabase's own objects are never touched (ops/supabase_schemas.py)
     table = tables.get(d.get("table", ""), {})
     name = d.get("name", "")
     if f.code == "SCHEMA_PENDING_MIGRATIONS":
