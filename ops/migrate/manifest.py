@@ -1,8 +1,9 @@
 """The expected-schema manifest: build it from a catalog, write it, load it, diff it.
 
 ``ops/migrate/expected_schema.json`` is what the migrations produce on an
-empty database: every table of ``public`` with its columns, indexes,
-constraints, triggers, RLS flags, policies and API-role grants, the
+empty database: every table of ``public`` and ``empire_private`` with its
+columns, indexes, constraints, triggers, RLS flags, policies and API-role
+grants (``column_grants`` too, only where a column has some), the
 ``supabase_realtime`` members, the extensions with their schemas, and the
 schemas, roles and functions the migrations create (those in ``auth`` and
 ``extensions`` only by name). ``migrate snapshot`` regenerates it on a scratch
