@@ -3,6 +3,9 @@
 Each validator takes the value and a :class:`KindContext` and returns
 :class:`Problem` s whose messages say *why* without ever quoting the value.
 Pure functions: no I/O, no SDKs (JWTs are decoded here with base64 and hmac).
+The one exception is the project's JWKS for ES256/RS256 keys: a validator asks
+``ctx.jwks`` (:class:`ops.secrets.jwks.ProjectJwks`, which fetches lazily and
+at most once) and ``cryptography`` is imported only then.
 """
 
 from __future__ import annotations
@@ -16,10 +19,15 @@ import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from ops.logs import MIN_REDACT_LENGTH, is_redactable
+from ops.secrets import apikeys
+from ops.secrets.apikeys import PUBLIC, PUBLISHABLE_PREFIX, SECRET, SECRET_PREFIX, KeyIssue
+
+if TYPE_CHECKING:
+    from ops.secrets.jwks import ProjectJwks
 
 DEV = "dev"
 _MASK_CHARS = ("•", "·", "****", "●")
@@ -46,8 +54,9 @@ _DIRECT_HOST = re.compile(r"^db\.([a-z0-9]{20})\.supabase\.(co|in)$")
 _POOLER_HOST = re.compile(
     r"^aws-\d+-[a-z0-9-]+\.pooler\.supabase\.com$|^[a-z0-9-]+\.pooler\.supabase\.com$"
 )
-PUBLISHABLE_PREFIX = "sb_publishable_"
-SECRET_PREFIX = "sb_secret_"
+# What Supabase signs its role keys with: the JWT secret, or an asymmetric signing key.
+KEY_ALGORITHMS = ("HS256", "ES256", "RS256")
+_SHOWN_ALG = re.compile(r"[A-Za-z0-9+-]{1,16}")
 
 
 @dataclass(frozen=True)
@@ -56,15 +65,19 @@ class Problem:
 
     message: str
     severity: str = "error"
+    # The value is the other kind of key (public where secret belongs, or back):
+    # a swap of two names explains it better, so a swap finding replaces it.
+    role: bool = False
 
 
 @dataclass
 class KindContext:
-    """What a validator may look at: the environment and the other secrets."""
+    """What a validator may look at: the environment, the other secrets, the project's JWKS."""
 
     env: str
     name: str
     secrets: Mapping[str, str] = field(default_factory=dict)
+    jwks: ProjectJwks | None = None
 
     @property
     def dev(self) -> bool:
@@ -145,55 +158,123 @@ def project_ref(url: str) -> str | None:
     return match.group(1) if match else None
 
 
+def _alg_label(alg: Any) -> str:
+    shown = isinstance(alg, str) and _SHOWN_ALG.fullmatch(alg)
+    return repr(alg) if shown else "an unknown algorithm"
+
+
 def _legacy_key(value: str, ctx: KindContext, role: str) -> list[Problem]:
+    """A role key as a JWT: algorithm, role, exp, iss, ref, then the signature when checkable."""
     problems = _jwt(value, ctx)
     if problems:
         return problems
     token = decode_jwt(value)
     claims = token.payload
-    if token.header.get("alg") != "HS256":
-        problems.append(Problem(f"is signed with {token.header.get('alg')!r}, expected HS256"))
+    alg = token.header.get("alg")
+    if alg not in KEY_ALGORITHMS:
+        problems.append(
+            Problem(f"is signed with {_alg_label(alg)}; Supabase keys use HS256, ES256 or RS256")
+        )
     if claims.get("role") != role:
-        problems.append(Problem(f"carries role {claims.get('role')!r}, expected {role!r}"))
+        problems.append(
+            Problem(f"carries role {claims.get('role')!r}, expected {role!r}", role=True)
+        )
+    if not isinstance(claims.get("exp"), int | float):
+        problems.append(
+            Problem("has no exp claim; every Supabase key carries one: copy the whole key")
+        )
     if claims.get("iss") == "supabase-demo" and not ctx.dev:
         problems.append(
             Problem("is the public Supabase demo key (iss=supabase-demo); only allowed in dev")
         )
     url = ctx.secrets.get("SUPABASE_URL", "")
     ref = project_ref(url) if url else None
-    if ref and claims.get("ref") and claims.get("ref") != ref:
+    if ref and claims.get("ref") is None:
+        problems.append(
+            Problem(f"carries no ref claim, so it is not a key of SUPABASE_URL's project {ref!r}")
+        )
+    elif ref and claims.get("ref") != ref:
         problems.append(
             Problem(f"belongs to project {claims.get('ref')!r} but SUPABASE_URL is project {ref!r}")
         )
     jwt_secret = ctx.secrets.get("SUPABASE_JWT_SECRET")
-    if jwt_secret and token.header.get("alg") == "HS256" and not verify_hs256(token, jwt_secret):
+    if jwt_secret and alg == "HS256" and not verify_hs256(token, jwt_secret):
         problems.append(Problem("signature does not verify with SUPABASE_JWT_SECRET"))
+    if alg in ("ES256", "RS256") and ctx.jwks is not None and ctx.jwks.configured:
+        keys = ctx.jwks.keys()  # None: unusable; ProjectJwks reports why, once
+        if keys is not None:
+            from ops.secrets.jwks import verify_signature
+
+            why = verify_signature(token, keys, ctx.jwks.where)
+            if why:
+                problems.append(Problem(why))
     return problems
 
 
+def _issues(issues: list[KeyIssue]) -> list[Problem]:
+    return [Problem(i.message, role=i.role) for i in issues]
+
+
 def _anon_key(value: str, ctx: KindContext) -> list[Problem]:
-    if value.startswith(PUBLISHABLE_PREFIX):
-        return []
-    if value.startswith(SECRET_PREFIX):
-        return [Problem("is a secret key (sb_secret_…) where the public anon key belongs")]
+    if apikeys.opaque_role(value):
+        return _issues(apikeys.check_opaque(value, PUBLIC, dev=ctx.dev))
     return _legacy_key(value, ctx, "anon")
 
 
 def _service_key(value: str, ctx: KindContext) -> list[Problem]:
-    if value.startswith(SECRET_PREFIX):
-        return []
-    if value.startswith(PUBLISHABLE_PREFIX):
-        return [Problem("is a publishable key (sb_publishable_…) where the service key belongs")]
+    if apikeys.opaque_role(value):
+        return _issues(apikeys.check_opaque(value, SECRET, dev=ctx.dev))
     return _legacy_key(value, ctx, "service_role")
 
 
-def _prefixed(prefix: str) -> Validator:
+def _opaque_key(want: str) -> Validator:
+    """SUPABASE_PUBLISHABLE_KEY / SUPABASE_SECRET_KEY: an ``sb_`` key, never a legacy JWT."""
+    public = want == PUBLIC
+    legacy = "anon" if public else "service_role"
+    prefix = PUBLISHABLE_PREFIX if public else SECRET_PREFIX
+    slot = "publishable" if public else "secret"
+    home = "SUPABASE_ANON_KEY" if public else "SUPABASE_SERVICE_ROLE_KEY"
+
     def check(value: str, ctx: KindContext) -> list[Problem]:
-        if not value.startswith(prefix) or len(value) <= len(prefix) + 8:
-            return [Problem(f"must start with {prefix} followed by the key")]
-        return []
+        role = jwt_role(value)
+        if role is None:
+            return _issues(apikeys.check_opaque(value, want, dev=ctx.dev))
+        if role in ("anon", "service_role") and role != legacy:
+            why = f"is the {role} key (legacy JWT) where the {slot} key belongs"
+            return [Problem(why, role=True)]
+        return [
+            Problem(
+                f"is a legacy JWT key; {ctx.name} takes an {prefix} key "
+                f"(a legacy {legacy} key belongs under {home})"
+            )
+        ]
 
     return check
+
+
+def _opaque_keys(want: str) -> Validator:
+    """SUPABASE_PUBLISHABLE_KEYS / SUPABASE_SECRET_KEYS: a JSON object of name -> ``sb_`` key."""
+
+    def check(value: str, ctx: KindContext) -> list[Problem]:
+        return _issues(apikeys.check_keys_json(value, want, dev=ctx.dev))
+
+    return check
+
+
+def _jwks(value: str, ctx: KindContext) -> list[Problem]:
+    from ops.secrets.jwks import jwks_problems
+
+    return [Problem(message, severity) for message, severity in jwks_problems(value, dev=ctx.dev)]
+
+
+def _jwt_secret(value: str, ctx: KindContext) -> list[Problem]:
+    if not ctx.dev and apikeys.is_cli_jwt_secret(value):
+        return [
+            Problem(
+                "is the Supabase CLI's public local-development JWT secret; only allowed in dev"
+            )
+        ]
+    return []
 
 
 # ---------------------------------------------------------------------- URLs and DSNs
@@ -294,14 +375,18 @@ KIND_VALIDATORS: dict[str, Validator] = {
     "supabase_url": _supabase_url,
     "supabase_anon_key": _anon_key,
     "supabase_service_role_key": _service_key,
-    "supabase_publishable_key": _prefixed(PUBLISHABLE_PREFIX),
-    "supabase_secret_key": _prefixed(SECRET_PREFIX),
+    "supabase_publishable_key": _opaque_key(PUBLIC),
+    "supabase_secret_key": _opaque_key(SECRET),
+    "supabase_publishable_keys": _opaque_keys(PUBLIC),
+    "supabase_secret_keys": _opaque_keys(SECRET),
+    "supabase_jwt_secret": _jwt_secret,
+    "jwks": _jwks,
 }
 
 
 # Kinds whose value is a credential a person chose, so it can be weak. The
 # others have a format of their own (a JWT, a key, a URL, a number).
-_WEAK_CHECKED = ("string", "postgres_dsn")
+_WEAK_CHECKED = ("string", "postgres_dsn", "supabase_jwt_secret")
 
 
 def weakness(kind: str, value: str) -> str | None:
@@ -343,5 +428,23 @@ def jwt_role(value: str) -> str | None:
 
 
 def is_service_key(value: str) -> bool:
-    """True for a service-role JWT or an ``sb_secret_`` key: values that must stay server-side."""
-    return value.startswith(SECRET_PREFIX) or jwt_role(value) == "service_role"
+    """True for a service-role JWT, an ``sb_secret_`` key or a JSON form holding one.
+
+    These are the values that must stay server-side.
+    """
+    return (
+        value.startswith(SECRET_PREFIX)
+        or jwt_role(value) == "service_role"
+        or apikeys.json_holds_secret(value)
+    )
+
+
+def key_role(value: str) -> str | None:
+    """PUBLIC or SECRET for any form of Supabase API key (opaque, legacy JWT, JSON form)."""
+    role = apikeys.opaque_role(value)
+    if role is not None:
+        return role
+    legacy = jwt_role(value)
+    if legacy is not None:
+        return {"anon": PUBLIC, "service_role": SECRET}.get(legacy)
+    return apikeys.keys_role(value) if value.lstrip().startswith("{") else None

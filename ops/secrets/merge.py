@@ -288,9 +288,8 @@ def load_secrets(
     findings = run.findings + checks
     consulted = ", ".join(s.name for s in run.statuses if s.status != "skipped") or "no source"
     for name in missing:
-        entry = spec.entries[name]
-        aka = f" (or {', '.join(entry.aliases)})" if entry.aliases else ""
-        what = f" — {entry.description}" if entry.description else ""
+        # A name, or a group of alternatives (e.g. the new or the legacy Supabase keys).
+        label, what = spec.requirement(name, secrets)
         if run.unavailable or run.denied:
             # The source that could not be read may hold it: the cause is exit 4, not 3.
             down = ", ".join(
@@ -301,7 +300,7 @@ def load_secrets(
                 F.error(
                     "SECRETS_MISSING",
                     name,
-                    f"{name}{aka} is required in {config.env} and was not found; {down} "
+                    f"{label} is required in {config.env} and was not found; {down} "
                     f"and may hold it (consulted: {consulted})",
                     runbook="runbooks/SECRETS_SOURCE_"
                     + ("UNAVAILABLE.md" if run.unavailable else "DENIED.md"),
@@ -313,7 +312,7 @@ def load_secrets(
                 F.error(
                     "SECRETS_MISSING",
                     name,
-                    f"{name}{aka} is required in {config.env} but no source has it "
+                    f"{label} is required in {config.env} but no source has it "
                     f"(consulted: {consulted}); add it to .env or your secret store{what}",
                     exit_code=EXIT_SECRETS,
                 )

@@ -24,6 +24,10 @@ KINDS = (
     "supabase_service_role_key",
     "supabase_publishable_key",
     "supabase_secret_key",
+    "supabase_publishable_keys",
+    "supabase_secret_keys",
+    "supabase_jwt_secret",
+    "jwks",
 )
 DEFAULT_CHAIN = ["env", "dotenv", "vault", "awssm", "https"]
 ENVS = ("dev", "test", "staging", "prod")
@@ -156,6 +160,36 @@ SPEC = Table(
     }
 )
 
+
+def _alternatives(v: Any) -> Any:
+    if not all(isinstance(alt, list) and alt for alt in v):
+        raise ValueError("must be a list of non-empty lists of secret names")
+    for alt in v:
+        _secret_names(alt)
+    return v
+
+
+def _is_group_name(v: Any) -> Any:
+    if not re.fullmatch(r"[a-z][a-z0-9_]*", v):
+        raise ValueError(f"{v!r} is not a group name (use lower_snake_case)")
+    return v
+
+
+def _is_jwks_url(v: Any) -> Any:
+    if v not in ("", "auto") and not v.startswith("https://"):
+        raise ValueError(f"{v!r} must be an https:// URL, auto or empty")
+    return v
+
+
+# Secrets required as alternatives (ops.secrets.spec.SecretGroup).
+GROUP = Table(
+    {
+        "required": Field((bool, list), None, "true, false or a list of envs", _is_required),
+        "one_of": Field(list, None, "alternatives, each a list of names all needed", _alternatives),
+        "description": Field(str, None, "what the group is for"),
+    }
+)
+
 SECTION = Table(
     {
         "chain": Field(list, list(DEFAULT_CHAIN), "source names in precedence order"),
@@ -189,6 +223,23 @@ SECTION = Table(
         "sources": Table(item=SOURCE, doc="named sources: [secrets.sources.<name>]"),
         "spec": Table(
             item=SPEC, key_check=_is_secret_name, doc="declared secrets: [secrets.spec.<NAME>]"
+        ),
+        "groups": Table(
+            item=GROUP,
+            key_check=_is_group_name,
+            doc="secrets required as alternatives: [secrets.groups.<name>]",
+        ),
+        # How preflight checks the Supabase keys beyond the secrets themselves.
+        "supabase": Table(
+            {
+                "jwks_url": Field(
+                    str,
+                    "",
+                    "JWKS verifying ES256/RS256 keys: an https URL, auto (from SUPABASE_URL) "
+                    "or '' (only SUPABASE_JWKS / SUPABASE_JWKS_URL)",
+                    check=_is_jwks_url,
+                ),
+            }
         ),
     },
     check=_check_chain,

@@ -110,14 +110,18 @@ def test_signature_is_verified_with_the_jwt_secret() -> None:
 
 
 def test_new_style_keys_need_their_prefixes() -> None:
-    ok = {**GOOD, "SUPABASE_ANON_KEY": "sb_publishable_abcdefghijklmnop",
-          "SUPABASE_SERVICE_ROLE_KEY": "sb_secret_abcdefghijklmnopqrs"}  # fmt: skip
+    # Supabase's shape: the prefix, 22 URL-safe characters, _ and 8 more.
+    pub, sec = (
+        "sb_publishable_abcdefghijklmnopqrstuv_wxyz0123",
+        "sb_secret_abcdefghijk-mnopq_stuv_wxyz0123",
+    )
+    ok = {**GOOD, "SUPABASE_ANON_KEY": pub, "SUPABASE_SERVICE_ROLE_KEY": sec}
     assert check(ok) == []
-    wrong = {**GOOD, "SUPABASE_ANON_KEY": "sb_secret_abcdefghijklmnopqrs"}
+    wrong = {**GOOD, "SUPABASE_ANON_KEY": sec}
     assert any("secret key" in f.message for f in check(wrong))
     ctx = KindContext("prod", "K")
-    assert check_value("supabase_publishable_key", "sb_publishable_abcdefghijk", ctx) == []
-    assert check_value("supabase_secret_key", "sb_publishable_abcdefghijk", ctx)
+    assert check_value("supabase_publishable_key", pub, ctx) == []
+    assert check_value("supabase_secret_key", pub, ctx)
 
 
 @pytest.mark.parametrize(
