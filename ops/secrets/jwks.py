@@ -251,7 +251,9 @@ class ProjectJwks:
                 raise ValueError("the document has no keys list")
             return parse_jwks(keys.value)
         except OpsError as exc:
-            self.failure = f"cannot fetch the JWKS from {self.where}: {exc.message}"
+            # The source's message names the URL, which ``where`` already shows.
+            reason = exc.message.replace(_shown_url(url), "it")
+            self.failure = f"cannot fetch the JWKS from {self.where}: {reason}"
         except ValueError as exc:
             reason = str(exc).removeprefix("is ")
             self.failure = f"the JWKS from {self.where} is unusable: {reason}"
