@@ -222,7 +222,7 @@ def ensure_migrated(
                     f"not applied automatically: {unconfirmed_reason(config, target)}; "
                     f"nothing was written. Review with `empire-ops migrate up --dry-run`, then "
                     f"{FIX}",
-                    runbook="runbooks/MIGRATE_NOT_CONFIRMED.md", exit_code=EXIT_USAGE,
+                    exit_code=EXIT_USAGE,
                 ),
             ]  # fmt: skip
         result = migrate_up(target, config, confirmed=True)  # checked just above
@@ -231,7 +231,7 @@ def ensure_migrated(
         return [
             F.error(
                 "MIGRATE_FAILED", target.masked, f"{exc.message}{hint}",
-                runbook="runbooks/MIGRATE_FAILED.md", exit_code=exc.exit_code,
+                exit_code=exc.exit_code,
             )
         ]  # fmt: skip
     out = [

@@ -160,12 +160,7 @@ def _prove(
             prover.round_trip(out)
         except MigrationError as exc:
             # A migration that fails on a scratch database is the test's result, not a crash.
-            out.append(
-                F.error(
-                    "MIGRATE_TEST_FAILED", prover.phase, exc.message,
-                    runbook="runbooks/MIGRATE_TEST_FAILED.md",
-                )
-            )  # fmt: skip
+            out.append(F.error("MIGRATE_TEST_FAILED", prover.phase, exc.message))
             return out
         if _manifest_applies(local):
             out.extend(_compare_manifest(conn, report))
