@@ -129,6 +129,12 @@ CASES: dict[str, Case] = {
         ("migrate", "status", "--json"), _MIGRATE | {"migrations"}, needs="migrated"
     ),
     "migrate verify": Case(("migrate", "verify", "--json"), _MIGRATE, needs="migrated"),
+    "migrate init": Case(
+        ("migrate", "init", "--json"),
+        frozenset({"folder", "written", "present", "dry_run"}),
+        needs="migrated",
+        prepare=lambda tmp: (tmp / "supabase" / "migrations").mkdir(parents=True),
+    ),
     "migrate test": Case(
         ("migrate", "test", "--json"),
         _MIGRATE | {"scratch_database", "seconds", "manifest_compared"},
