@@ -172,13 +172,20 @@ def dsn_secret_parts(dsn: str) -> list[str]:
 
 @dataclass(frozen=True)
 class DsnInfo:
-    """What can safely be shown about a DSN."""
+    """What can safely be shown about a DSN.
+
+    ``host`` and ``port`` are as written (comma lists for several hosts);
+    ``endpoints`` pairs each host with its port, as libpq tries them;
+    ``sslmode`` is the DSN's own (empty when it sets none).
+    """
 
     host: str
     port: int
     user: str
     dbname: str
     masked: str
+    endpoints: tuple[tuple[str, int], ...] = ()
+    sslmode: str = ""
 
 
 def parse_dsn(dsn: str) -> DsnInfo:
@@ -189,16 +196,129 @@ def parse_dsn(dsn: str) -> DsnInfo:
     """
     params = _params(dsn)
     port = str(params.get("port") or "5432")
-    if not port.isdigit():
+    ports = port.split(",")
+    if not all(p.strip().isdigit() for p in ports):
         raise ConfigError(
             "the database DSN's port is not a number", hint="use host:5432; " + _PERCENT_ENCODE_HINT
         )
+    host = str(params.get("host") or params.get("hostaddr") or "localhost")
+    hosts = host.split(",")
+    # libpq: one port for every host, or one port per host.
+    each = [int(p) for p in ports] if len(ports) == len(hosts) else [int(ports[0])] * len(hosts)
     return DsnInfo(
-        host=str(params.get("host") or params.get("hostaddr") or "localhost"),
-        port=int(port),
+        host=host,
+        port=each[0],
         user=str(params.get("user") or ""),
         dbname=str(params.get("dbname") or params.get("user") or ""),
         masked=_display(params),
+        endpoints=tuple(zip((h.strip() for h in hosts), each, strict=True)),
+        sslmode=str(params.get("sslmode") or ""),
+    )
+
+
+# -- what a DSN connects through ------------------------------------------------------
+# Supabase's hosts as they appear in a parsed DSN. The project's own host
+# serves the database on 5432 and, on paid plans, the dedicated pooler
+# (PgBouncer) on 6543; the shared pooler (Supavisor) serves session mode on
+# 5432 and transaction mode on 6543.
+SUPABASE_DIRECT_HOST = re.compile(r"^db\.([a-z0-9]{20})\.supabase\.(co|in)$")
+SUPABASE_POOLER_HOST = re.compile(r"^[a-z0-9-]+\.pooler\.supabase\.com$")
+TRANSACTION_POOLER_PORT = 6543
+_LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
+# sslmodes under which libpq refuses to talk without TLS.
+_TLS_REQUIRED = ("require", "verify-ca", "verify-full")
+POOLER_RUNBOOK = "runbooks/DB_TRANSACTION_POOLER.md"
+
+
+def transaction_pooler(host: str, port: int) -> str | None:
+    """Which Supabase transaction-mode pooler ``host:port`` is, in words, or None.
+
+    Both Supabase poolers run transaction mode on 6543: the shared one
+    (``*.pooler.supabase.com``) and the dedicated one on the project's own
+    host (``db.<ref>.supabase.co``). Such a pooler hands each transaction to
+    whichever server session is free, so nothing that lives in a session
+    (advisory locks, SET, prepared statements) survives from one to the next.
+    """
+    if port != TRANSACTION_POOLER_PORT:
+        return None
+    name = host.lower().rstrip(".")
+    if SUPABASE_POOLER_HOST.match(name):
+        return "Supabase's shared pooler (Supavisor) in transaction mode"
+    if SUPABASE_DIRECT_HOST.match(name):
+        return "Supabase's dedicated pooler (PgBouncer) in transaction mode"
+    return None
+
+
+def _pooler_of(info: DsnInfo) -> str | None:
+    return next((kind for h, p in info.endpoints if (kind := transaction_pooler(h, p))), None)
+
+
+def _is_local(host: str) -> bool:
+    return host.startswith(("/", "@")) or host.lower() in _LOCAL_HOSTS
+
+
+def dsn_warnings(dsn: str | DsnInfo) -> list[str]:
+    """What is risky about connecting with ``dsn``, in words (never quoting it); [] when nothing.
+
+    A Supabase transaction-mode pooler (commands that need a session refuse
+    it, see :func:`require_session`), and a remote host that does not require
+    TLS: no ``sslmode`` of require / verify-ca / verify-full (libpq's default,
+    ``prefer``, silently falls back to clear text), or ``sslmode=disable``.
+    ``$PGSSLMODE`` counts when the DSN sets no sslmode, as libpq reads it.
+    Raises ConfigError for a DSN that cannot be read.
+    """
+    import os
+
+    info = dsn if isinstance(dsn, DsnInfo) else parse_dsn(dsn)
+    found: list[str] = []
+    pooler = _pooler_of(info)
+    if pooler:
+        found.append(
+            f"uses {pooler} (port {TRANSACTION_POOLER_PORT}): fine for the app, but migrations, "
+            "heal, demo data and backups need a session of their own (advisory locks, pg_dump) "
+            "and refuse it; give those the session pooler (port 5432) or the direct host"
+        )
+    remote = sorted({h for h, _ in info.endpoints if not _is_local(h)})
+    if remote:
+        where = ", ".join(remote)
+        mode = info.sslmode or os.environ.get("PGSSLMODE", "")
+        if mode == "disable":
+            found.append(
+                f"sets sslmode=disable for the remote host {where}: the password and every row "
+                "cross the network in clear text; use sslmode=verify-full (or at least require)"
+            )
+        elif mode not in _TLS_REQUIRED:
+            said = f"sslmode={mode}" if mode else "no sslmode"
+            found.append(
+                f"has {said} for the remote host {where}, so libpq may fall back to clear text; "
+                "add sslmode=verify-full (with sslrootcert) or at least sslmode=require"
+            )
+    return found
+
+
+def require_session(dsn: str | DsnInfo, why: str) -> None:
+    """Refuse, before any connection, a DSN whose server sessions are not the client's own.
+
+    ``why`` names what needs a session (an advisory lock, pg_dump). Raises
+    ConfigError (exit 2) when ``dsn`` points at a Supabase transaction-mode
+    pooler (see :func:`transaction_pooler`), naming the fix; the message shows
+    the DSN masked. Every command that takes a session-level lock goes
+    through this, by ``connect(..., session=why)`` and in :func:`advisory_lock`.
+    """
+    info = dsn if isinstance(dsn, DsnInfo) else parse_dsn(dsn)
+    pooler = _pooler_of(info)
+    if pooler:
+        _refuse_pooler(pooler, info.masked, why)
+
+
+def _refuse_pooler(pooler: str, masked: str, why: str) -> None:
+    raise ConfigError(
+        f"{why} needs a database session of its own, but {masked} is {pooler} (port "
+        f"{TRANSACTION_POOLER_PORT}), which hands each transaction to whichever server session "
+        "is free; nothing was done",
+        hint="for this command use the session pooler (the same pooler host on port 5432) or "
+        "the direct host (db.<project-ref>.supabase.co:5432), e.g. DATABASE_URL=... for this run "
+        f"only; the app may keep port {TRANSACTION_POOLER_PORT}. See {POOLER_RUNBOOK}",
     )
 
 
@@ -233,16 +353,26 @@ class ConnectOptions:
 
 
 def connect(
-    dsn: str, options: ConnectOptions | None = None, *, autocommit: bool = False
+    dsn: str,
+    options: ConnectOptions | None = None,
+    *,
+    autocommit: bool = False,
+    session: str | None = None,
 ) -> psycopg.Connection[dict[str, Any]]:
     """Open a connection (rows as dicts).
 
-    Raises ConfigError for a DSN that does not parse, DatabaseUnreachable (exit 4)
-    when the server does not accept the connection within the connect timeout.
-    Messages show the DSN masked.
+    ``session`` says what needs a server session of its own (``"the 'migrate'
+    advisory lock"``): then a transaction-mode pooler is refused before any
+    connection is tried (:func:`require_session`). Through such a pooler,
+    a connection never prepares statements (the pooler cannot keep them).
+    Raises ConfigError for a DSN that does not parse or is refused,
+    DatabaseUnreachable (exit 4) when the server does not accept the
+    connection within the connect timeout. Messages show the DSN masked.
     """
     options = options or ConnectOptions()
     info = parse_dsn(dsn)
+    if session is not None:
+        require_session(info, session)
     timeout = max(1, round(options.connect_timeout))
     started = time.monotonic()
     try:
@@ -253,6 +383,7 @@ def connect(
             options=f"-c statement_timeout={int(options.statement_timeout * 1000)}",
             autocommit=autocommit,
             row_factory=dict_row,
+            prepare_threshold=None if _pooler_of(info) else 5,
         )
     except psycopg.OperationalError as exc:
         elapsed = time.monotonic() - started
@@ -322,7 +453,16 @@ def advisory_unlock(conn: psycopg.Connection[Any], name: str) -> None:
 
 @contextlib.contextmanager
 def advisory_lock(conn: psycopg.Connection[Any], name: str, timeout: float) -> Iterator[None]:
-    """Hold the session-level lock ``name`` for the block; raise LockBusy (exit 5) if busy."""
+    """Hold the session-level lock ``name`` for the block; raise LockBusy (exit 5) if busy.
+
+    Open ``conn`` with ``connect(..., session=...)`` so that a transaction-mode
+    pooler is refused before connecting; a connection that still reached one
+    is refused here (ConfigError, exit 2), before the lock is tried: the lock
+    would be held by a server session the next transaction may not get.
+    """
+    pooler = transaction_pooler(conn.info.host, conn.info.port)
+    if pooler:
+        _refuse_pooler(pooler, mask_dsn(conn.info.dsn), f"the '{name}' advisory lock")
     if not try_advisory_lock(conn, name, timeout):
         raise LockBusy(
             f"another empire-ops run holds the '{name}' lock (waited {timeout:g}s)",

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ops.config import Config
-from ops.db import ConnectOptions, mask_dsn
+from ops.db import ConnectOptions, dsn_warnings, mask_dsn
 from ops.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -44,6 +44,23 @@ def configured_dsn(config: Config, secrets: Mapping[str, str] | None = None) -> 
     return (value, name) if value else ("", "")
 
 
+def warn_about_dsn(dsn: str, source: str) -> list[str]:
+    """Log (and return) a warning for each risk of connecting with ``dsn`` (from ``source``).
+
+    The transaction-mode pooler and a remote host that does not require TLS
+    (:func:`ops.db.dsn_warnings`), so every command says so, not only
+    preflight, where they are findings of the secret. A DSN that cannot be
+    read gets no warning here: connecting raises the error that names it.
+    """
+    try:
+        found = dsn_warnings(dsn)
+    except ConfigError:
+        return []
+    for warning in found:
+        log.warning("the database DSN (%s) %s", source, warning)
+    return found
+
+
 def resolve_target(
     config: Config, secrets: Mapping[str, str] | None = None, *, start_embedded: bool = True
 ) -> DatabaseTarget:
@@ -56,6 +73,7 @@ def resolve_target(
     options = ConnectOptions.from_config(config)
     dsn, name = configured_dsn(config, secrets)
     if dsn:
+        warn_about_dsn(dsn, name)
         return DatabaseTarget(dsn=dsn, embedded=False, options=options, source=name)
     if not config.get("embedded.enabled"):
         raise ConfigError(

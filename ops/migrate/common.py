@@ -141,7 +141,9 @@ def locked(target: DatabaseTarget, settings: RunnerSettings) -> Iterator[db.Conn
     Raises LockBusy (exit 5) when another run holds the lock for longer than
     ``settings.lock_timeout``, DatabaseUnreachable (exit 4).
     """
-    conn = db.connect(target.dsn, target.options, autocommit=True)
+    conn = db.connect(
+        target.dsn, target.options, autocommit=True, session=f"the '{LOCK_NAME}' advisory lock"
+    )
     try:
         with db.advisory_lock(conn, LOCK_NAME, settings.lock_timeout):
             history.ensure_history(conn, settings.history_schema)

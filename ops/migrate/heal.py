@@ -365,7 +365,12 @@ def heal(
     with_pending = manifest is None  # a custom manifest is not the shipped migrations'
     target = target_or_conn if isinstance(target_or_conn, DatabaseTarget) else None
     conn: Any = (
-        db.connect(target.dsn, target.options, autocommit=True)
+        db.connect(
+            target.dsn,
+            target.options,
+            autocommit=True,
+            session=f"heal --apply's '{LOCK_NAME}' advisory lock" if apply else None,
+        )
         if target is not None
         else target_or_conn
     )

@@ -50,10 +50,6 @@ _PLACEHOLDERS = {
 _PLACEHOLDER_RE = re.compile(r"^(your|my)[-_ .].*[-_ .]here$|^<[^<>]+>$|^\$\{?[A-Z_]+\}?$", re.I)
 _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _SUPABASE_HOST = re.compile(r"^([a-z0-9]{20})\.supabase\.(co|in)$")
-_DIRECT_HOST = re.compile(r"^db\.([a-z0-9]{20})\.supabase\.(co|in)$")
-_POOLER_HOST = re.compile(
-    r"^aws-\d+-[a-z0-9-]+\.pooler\.supabase\.com$|^[a-z0-9-]+\.pooler\.supabase\.com$"
-)
 # What Supabase signs its role keys with: the JWT secret, or an asymmetric signing key.
 KEY_ALGORITHMS = ("HS256", "ES256", "RS256")
 _SHOWN_ALG = re.compile(r"[A-Za-z0-9+-]{1,16}")
@@ -313,28 +309,35 @@ def _postgres_dsn(value: str, ctx: KindContext) -> list[Problem]:
         # The error names what is wrong (never a part of the DSN) and how to fix it.
         reason = exc.message.removeprefix("the database DSN ")
         return [Problem(f"is not a usable PostgreSQL DSN: {reason}; {exc.hint}")]
+    # The transaction pooler and a remote host without TLS: db's one reading of them.
+    warnings = [Problem(w, "warning") for w in db.dsn_warnings(info)]
+    return _supabase_dsn_problems(info, ctx) + warnings
+
+
+def _supabase_dsn_problems(info: Any, ctx: KindContext) -> list[Problem]:
+    """Errors of a DSN on Supabase's hosts: the port and user each host expects, the project."""
+    from ops import db
+
     host, port, user = info.host.lower(), info.port, info.user
     problems: list[Problem] = []
-    direct = _DIRECT_HOST.match(host)
+    direct = db.SUPABASE_DIRECT_HOST.match(host)
     if direct:
-        if port != 5432:
-            problems.append(Problem(f"direct Supabase host {host} listens on 5432, not {port}"))
+        # 5432 is the database itself; 6543 the project's dedicated pooler (PgBouncer).
+        if port not in (5432, db.TRANSACTION_POOLER_PORT):
+            problems.append(
+                Problem(
+                    f"direct Supabase host {host} listens on 5432 (the database) or 6543 "
+                    f"(the dedicated pooler), not {port}"
+                )
+            )
         if user != "postgres":
             problems.append(Problem(f"direct Supabase host {host} expects user postgres"))
         ref = direct.group(1)
-    elif _POOLER_HOST.match(host):
+    elif db.SUPABASE_POOLER_HOST.match(host):
         ref = user.partition(".")[2] or None
         if not user.startswith("postgres.") or not ref:
             problems.append(Problem("the Supabase pooler expects user postgres.<project-ref>"))
-        if port == 6543:
-            problems.append(
-                Problem(
-                    "uses the transaction pooler (port 6543): pg_dump, prepared statements and "
-                    "advisory locks need the session pooler (5432) or the direct host",
-                    "warning",
-                )
-            )
-        elif port != 5432:
+        if port not in (5432, db.TRANSACTION_POOLER_PORT):
             problems.append(Problem(f"the Supabase pooler listens on 5432 or 6543, not {port}"))
     else:
         return []

@@ -206,7 +206,9 @@ def _connection(
     if not isinstance(dsn_or_conn, str):
         yield dsn_or_conn
         return
-    conn = db.connect(dsn_or_conn, options, autocommit=False)
+    conn = db.connect(
+        dsn_or_conn, options, autocommit=False, session=f"the '{LOCK_NAME}' advisory lock"
+    )
     try:
         yield conn
     finally:

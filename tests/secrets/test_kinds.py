@@ -43,7 +43,8 @@ GOOD = {
     "SUPABASE_ANON_KEY": ANON_KEY,
     "SUPABASE_SERVICE_ROLE_KEY": SERVICE_KEY,
     "SUPABASE_JWT_SECRET": JWT_SECRET,
-    "DATABASE_URL": f"postgresql://postgres:pw%24x-9Fk2-long@db.{REF}.supabase.co:5432/postgres",
+    "DATABASE_URL": f"postgresql://postgres:pw%24x-9Fk2-long@db.{REF}.supabase.co:5432/postgres"
+    "?sslmode=require",
 }
 
 
@@ -156,13 +157,16 @@ def test_service_key_under_a_client_side_name() -> None:
 @pytest.mark.parametrize(
     "dsn, expect",
     [
-        (f"postgresql://postgres:pw@db.{REF}.supabase.co:5432/postgres", None),
-        (f"postgresql://postgres.{REF}:pw@aws-0-eu-west-1.pooler.supabase.com:5432/postgres", None),
+        (f"postgresql://postgres:pw@db.{REF}.supabase.co:5432/postgres?sslmode=require", None),
+        (f"postgresql://postgres.{REF}:pw@aws-0-eu-west-1.pooler.supabase.com:5432/postgres"
+         "?sslmode=verify-full", None),
         (f"postgresql://postgres.{REF}:pw@aws-0-eu-west-1.pooler.supabase.com:6543/postgres",
-         "warning:transaction pooler"),
+         "warning:shared pooler (Supavisor) in transaction mode"),
         ("postgresql://postgres:pw@aws-0-eu-west-1.pooler.supabase.com:5432/postgres",
          "error:postgres.<project-ref>"),
-        (f"postgresql://postgres:pw@db.{REF}.supabase.co:6543/postgres", "error:listens on 5432"),
+        (f"postgresql://postgres:pw@db.{REF}.supabase.co:6543/postgres",
+         "warning:dedicated pooler (PgBouncer) in transaction mode"),
+        (f"postgresql://postgres:pw@db.{REF}.supabase.co:6544/postgres", "error:listens on 5432"),
         (f"postgresql://someone:pw@db.{REF}.supabase.co:5432/postgres", "error:expects user"),
         ("postgresql://postgres:pw@db.zzzzzzzzzzzzzzzzzzzz.supabase.co:5432/postgres",
          "error:points at project"),
