@@ -11,6 +11,8 @@ The database is ``$DATABASE_URL`` when set, otherwise an embedded PostgreSQL
 started in a temporary folder for this run (and removed after). The secrets
 are a valid, made-up Supabase-shaped set written to a ``.env`` file (0600),
 with ``DATABASE_URL`` in the environment, so both boot-path sources are read.
+Each command's peak memory is reported too: the largest resident set
+(``ru_maxrss`` from ``wait4``, in MiB) over its runs, beside the baseline's.
 Target: preflight median < 0.5 s.
 """
 
@@ -43,11 +45,12 @@ _SCRUB = ("EMPIRE_OPS_CONFIG", "EMPIRE_ENV", "EMPIRE_OPS_LOG_FORMAT", "EMPIRE_OP
 
 @dataclass
 class Timing:
-    """N wall-clock samples of one command, and the exit code of its last run."""
+    """N wall-clock samples of one command, its peak RSS, and the exit code of its last run."""
 
     name: str
     samples: list[float]
     exit_code: int
+    peak_rss_kib: int = 0  # the largest ru_maxrss over the timed runs
 
     @property
     def median(self) -> float:
@@ -110,33 +113,54 @@ def database() -> Iterator[tuple[str, str]]:
         shutil.rmtree(root, ignore_errors=True)
 
 
+def run_once(argv: Sequence[str], *, cwd: Path, env: dict[str, str]) -> tuple[float, int, int]:
+    """(wall seconds, exit code, peak RSS in KiB) of one run of ``argv``.
+
+    The peak is the kernel's ``ru_maxrss`` for the reaped child (on Linux, in
+    KiB; the largest of the child and the descendants it waited for), so the
+    measurement costs the child nothing. Output is discarded.
+    """
+    started = time.perf_counter()
+    proc = subprocess.Popen(
+        argv, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    _, status, usage = os.wait4(proc.pid, 0)
+    elapsed = time.perf_counter() - started
+    proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
+    rss = usage.ru_maxrss // 1024 if sys.platform == "darwin" else usage.ru_maxrss  # bytes there
+    return elapsed, proc.returncode, rss
+
+
 def measure(name: str, argv: Sequence[str], *, runs: int, cwd: Path, env: dict[str, str]) -> Timing:
-    """Run ``argv`` once to warm caches, then ``runs`` times; wall time of each."""
+    """Run ``argv`` once to warm caches, then ``runs`` times; wall time and peak RSS of each."""
     samples: list[float] = []
-    code = 0
+    code = peak = 0
     for i in range(runs + 1):
-        started = time.perf_counter()
-        proc = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, check=False)
-        elapsed = time.perf_counter() - started
-        code = proc.returncode
+        elapsed, code, rss = run_once(argv, cwd=cwd, env=env)
         if i:
             samples.append(elapsed)
-    return Timing(name, samples, code)
+            peak = max(peak, rss)
+    return Timing(name, samples, code, peak)
 
 
 def render(timings: Sequence[Timing], *, markdown: bool) -> str:
-    base = timings[0].median
+    """The table: time and peak RSS of each command, both also as a ratio to the baseline's."""
+    base, base_rss = timings[0].median, max(1, timings[0].peak_rss_kib)
     rows = [
         (
             t.name,
             f"{t.median * 1e3:.0f}",
             f"{t.p90 * 1e3:.0f}",
             f"{t.median / base:.1f}x",
+            f"{t.peak_rss_kib / 1024:.1f}",
+            f"{t.peak_rss_kib / base_rss:.1f}x",
             str(t.exit_code),
         )
         for t in timings
     ]
-    head = ("command", "median ms", "p90 ms", "vs baseline", "exit")
+    head = (
+        "command", "median ms", "p90 ms", "vs baseline", "peak RSS MiB", "RSS vs baseline", "exit"
+    )  # fmt: skip
     if markdown:
         lines = ["| " + " | ".join(head) + " |", "| " + " | ".join("---" for _ in head) + " |"]
         lines += ["| " + " | ".join(r) + " |" for r in rows]
@@ -188,6 +212,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     preflight = timings[1]
     verdict = "meets" if preflight.median < TARGET_SECONDS else "MISSES"
     print(f"# preflight median {preflight.median:.3f}s {verdict} the {TARGET_SECONDS}s target")
+    print(
+        f"# preflight peak RSS {preflight.peak_rss_kib / 1024:.1f} MiB "
+        f"(baseline {timings[0].peak_rss_kib / 1024:.1f} MiB)"
+    )
     for t in timings[1:]:
         if t.exit_code != 0:
             print(f"# warning: `{t.name}` exited {t.exit_code}; its timing is not a boot")
