@@ -141,7 +141,12 @@ def check_extensions(ctx: PreflightContext) -> Iterator[Finding]:
                     if row["trusted"]
                     else f"{name} is not a trusted extension"
                 )
-                + ", and it is not listed in supautils.privileged_extensions; have a superuser "
+                + (
+                    ", and supautils, whose privileged_extensions lists it, is not loaded"
+                    if row["listed"]
+                    else ", and it is not listed in supautils.privileged_extensions"
+                )
+                + "; have a superuser "
                 f"run `create extension {name} with schema extensions`"
                 + (
                     f", or grant CREATE ON DATABASE {row['dbname']} TO {row['role']}"
@@ -152,8 +157,10 @@ def check_extensions(ctx: PreflightContext) -> Iterator[Finding]:
             )
 
 
-# One statement for every wanted extension. supautils' setting is read with
-# missing_ok (null where supautils is not loaded).
+# One statement for every wanted extension. supautils' list counts only where
+# supautils is loaded: a setting of that name is also accepted, as a mere
+# placeholder, where it is not (and then grants nothing); only the loaded
+# library's own setting shows in pg_settings.
 _EXTENSIONS_QUERY = """
 select e.name, e.installed_version,
        current_user::text as role, current_database()::text as dbname,
@@ -164,7 +171,9 @@ select e.name, e.installed_version,
        pg_catalog.has_database_privilege(current_database(), 'CREATE') as can_create,
        e.name = any(pg_catalog.string_to_array(pg_catalog.replace(
          coalesce(pg_catalog.current_setting('supautils.privileged_extensions', true), ''),
-         ' ', ''), ',')) as privileged
+         ' ', ''), ',')) as listed,
+       exists (select 1 from pg_catalog.pg_settings
+                where name = 'supautils.privileged_extensions') as supautils_loaded
   from pg_catalog.pg_available_extensions e
  where e.name = any(%s)
 """
@@ -174,7 +183,7 @@ def _creatable(row: dict[str, Any]) -> str | None:
     """Why this role may create the extension, in words; None when it may not."""
     if row["superuser"]:
         return "superuser"
-    if row["privileged"]:
+    if row["listed"] and row["supautils_loaded"]:
         return "listed in supautils.privileged_extensions"
     if row["trusted"] and row["can_create"]:
         return "a trusted extension, and the role has CREATE on the database"

@@ -15,7 +15,7 @@ import pytest
 from psycopg import sql
 
 from ops import db
-from ops.preflight import check_extensions
+from ops.preflight import _creatable, check_extensions
 from tests.conftest import LowPrivDb
 
 
@@ -66,10 +66,23 @@ def test_an_untrusted_extension_needs_a_superuser_or_supautils(lowpriv_db: LowPr
     assert "create extension vector with schema extensions" in f.message
     assert f.runbook == "runbooks/EXTENSION_NOT_CREATABLE.md"
 
-    # Supabase: supautils lets the demoted postgres create the listed ones.
-    ok = _check(lowpriv_db.dsn, "vector", settings="pg_cron, vector,pgsodium")["vector"]
-    assert ok.code == "EXTENSION_AVAILABLE"
-    assert "listed in supautils.privileged_extensions" in ok.message
+    # A setting of that name where supautils is not loaded is a mere placeholder
+    # (anyone can set one): it grants nothing, and the finding says so.
+    still = _check(lowpriv_db.dsn, "vector", settings="pg_cron, vector,pgsodium")["vector"]
+    assert still.code == "EXTENSION_NOT_CREATABLE"
+    assert "supautils, whose privileged_extensions lists it, is not loaded" in still.message
+
+
+def test_where_supautils_is_loaded_its_list_is_enough() -> None:
+    # No test server loads supautils (a preloaded C library): the rule itself.
+    row = {"superuser": False, "trusted": False, "can_create": False}
+    assert _creatable({**row, "listed": True, "supautils_loaded": True}) == (
+        "listed in supautils.privileged_extensions"
+    )
+    assert _creatable({**row, "listed": True, "supautils_loaded": False}) is None
+    assert _creatable({**row, "listed": False, "supautils_loaded": True}) is None
+    assert _creatable({**row, "listed": False, "supautils_loaded": False, "superuser": True})
+    assert _creatable({**row, "listed": False, "supautils_loaded": False, "trusted": True}) is None
 
 
 def test_a_trusted_extension_needs_create_on_the_database(lowpriv_db: LowPrivDb) -> None:
