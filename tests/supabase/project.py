@@ -315,7 +315,7 @@ def fresh_project(server: SupabaseServer, tmp_path: Path) -> Iterator[SupabasePr
             )
         )
         _database_setup(conn, dbname)
-    root = tmp_path / "project"
+    root = tmp_path / f"project-{server.label}"  # two servers may serve one test
     shutil.copytree(USER_PROJECT, root)
     versions = [
         cli_port.MIGRATE_FILE_PATTERN.match(p.name).group(1)  # type: ignore[union-attr]
@@ -441,9 +441,16 @@ def snapshot(conn_or_dsn: psycopg.Connection[Any] | str, roles: list[str]) -> di
             conn = stack.enter_context(psycopg.connect(conn_or_dsn, autocommit=True))
         else:
             conn = conn_or_dsn
-        picture: dict[str, Any] = {}
-        for key, query in _SNAPSHOT_QUERIES.items():
-            if key == "publication_tables" and conn.info.server_version < 150000:
-                query = query.replace("coalesce(attnames::text, '')", "''")
-            picture[key] = [tuple(row) for row in conn.execute(query, params).fetchall()]
-        return picture
+        # Names print schema-qualified whatever the role's search_path is; the
+        # caller's own setting is put back.
+        row = conn.execute("select current_setting('search_path')").fetchone()
+        conn.execute("select set_config('search_path', 'pg_catalog', false)")
+        try:
+            picture: dict[str, Any] = {}
+            for key, query in _SNAPSHOT_QUERIES.items():
+                if key == "publication_tables" and conn.info.server_version < 150000:
+                    query = query.replace("coalesce(attnames::text, '')", "''")
+                picture[key] = [tuple(r) for r in conn.execute(query, params).fetchall()]
+            return picture
+        finally:
+            conn.execute("select set_config('search_path', %s, false)", (row[0] if row else "",))
