@@ -9,6 +9,7 @@ import pytest
 
 from ops.config import check_cron, load_config, parse_duration
 from ops.errors import ConfigError
+from tests.helpers import write_config
 
 GOOD = """
 [project]
@@ -38,12 +39,6 @@ port = "5432"
 """
 
 
-def write(tmp_path: Path, text: str) -> Path:
-    path = tmp_path / "empire-ops.toml"
-    path.write_text(text)
-    return path
-
-
 def test_defaults_without_a_file_use_embedded_and_local_state(tmp_path: Path) -> None:
     cfg = load_config()
     assert cfg.path is None
@@ -54,14 +49,14 @@ def test_defaults_without_a_file_use_embedded_and_local_state(tmp_path: Path) ->
 
 
 def test_file_is_found_in_the_working_folder(tmp_path: Path) -> None:
-    write(tmp_path, GOOD)
+    write_config(tmp_path, GOOD)
     cfg = load_config()
     assert cfg.get("project.name") == "empire-test"
     assert cfg.seconds("database.connect_timeout") == 3
 
 
 def test_env_overlay_replaces_only_what_it_names(tmp_path: Path) -> None:
-    write(tmp_path, GOOD)
+    write_config(tmp_path, GOOD)
     prod = load_config(env="prod")
     assert prod.seconds("database.connect_timeout") == 10
     assert prod.seconds("database.statement_timeout") == 300
@@ -72,7 +67,7 @@ def test_env_overlay_replaces_only_what_it_names(tmp_path: Path) -> None:
 
 
 def test_env_comes_from_empire_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    write(tmp_path, GOOD)
+    write_config(tmp_path, GOOD)
     monkeypatch.setenv("EMPIRE_ENV", "prod")
     assert load_config().env == "prod"
 
@@ -92,7 +87,7 @@ def test_missing_explicit_file_is_a_config_error(tmp_path: Path) -> None:
 
 
 def test_every_mistake_is_reported_with_its_dotted_path(tmp_path: Path) -> None:
-    write(tmp_path, BROKEN)
+    write_config(tmp_path, BROKEN)
     with pytest.raises(ConfigError) as info:
         load_config()
     problems = info.value.problems
@@ -105,7 +100,7 @@ def test_every_mistake_is_reported_with_its_dotted_path(tmp_path: Path) -> None:
 
 
 def test_mistakes_in_every_environment_overlay_are_reported(tmp_path: Path) -> None:
-    write(tmp_path, '[env.prod.database]\nconect_timeout = "1s"\n[env.prodd]\nx = 1\n')
+    write_config(tmp_path, '[env.prod.database]\nconect_timeout = "1s"\n[env.prodd]\nx = 1\n')
     with pytest.raises(ConfigError) as info:
         load_config(env="dev")
     text = "\n".join(info.value.problems)
@@ -114,13 +109,13 @@ def test_mistakes_in_every_environment_overlay_are_reported(tmp_path: Path) -> N
 
 
 def test_a_boolean_is_not_an_integer(tmp_path: Path) -> None:
-    write(tmp_path, "[embedded]\nport = true\n")
+    write_config(tmp_path, "[embedded]\nport = true\n")
     with pytest.raises(ConfigError, match=r"embedded\.port: expected integer, got bool"):
         load_config()
 
 
 def test_invalid_toml_names_line_and_column(tmp_path: Path) -> None:
-    write(tmp_path, "[database\nconnect_timeout = 1\n")
+    write_config(tmp_path, "[database\nconnect_timeout = 1\n")
     with pytest.raises(ConfigError, match=r"not valid TOML.*line 1"):
         load_config()
 
@@ -131,7 +126,7 @@ def test_unknown_environment_name() -> None:
 
 
 def test_choices_are_enforced(tmp_path: Path) -> None:
-    write(tmp_path, '[logging]\nformat = "xml"\n')
+    write_config(tmp_path, '[logging]\nformat = "xml"\n')
     with pytest.raises(
         ConfigError, match=r"logging\.format: 'xml' is not one of auto, text, plain, json"
     ):
@@ -198,14 +193,14 @@ def test_loading_a_config_does_not_import_apscheduler(tmp_path: Path) -> None:
     import subprocess
     import sys
 
-    write(tmp_path, GOOD)
+    write_config(tmp_path, GOOD)
     code = "import sys, ops.config as c; c.load_config(); print('apscheduler' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
 
 def test_cli_validate_reports_all_three_and_exits_2(tmp_path: Path, cli) -> None:
-    write(tmp_path, BROKEN)
+    write_config(tmp_path, BROKEN)
     result = cli("config", "validate")
     assert result.exit_code == 2
     for path in ("databse", "database.connect_timeout", "embedded.port"):
@@ -214,7 +209,7 @@ def test_cli_validate_reports_all_three_and_exits_2(tmp_path: Path, cli) -> None
 
 
 def test_cli_validate_ok(tmp_path: Path, cli) -> None:
-    write(tmp_path, GOOD)
+    write_config(tmp_path, GOOD)
     result = cli("--env", "prod", "config", "validate")
     assert result.exit_code == 0, result.output
     assert "is valid (environment prod)" in result.stdout
@@ -223,7 +218,7 @@ def test_cli_validate_ok(tmp_path: Path, cli) -> None:
 def test_cli_show_json_has_effective_settings(tmp_path: Path, cli) -> None:
     import json
 
-    write(tmp_path, GOOD)
+    write_config(tmp_path, GOOD)
     result = cli("--env", "prod", "config", "show", "--json")
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
@@ -235,7 +230,7 @@ def test_cli_show_json_has_effective_settings(tmp_path: Path, cli) -> None:
 def test_cli_show_text_is_valid_toml(tmp_path: Path, cli) -> None:
     import tomllib
 
-    write(tmp_path, GOOD)
+    write_config(tmp_path, GOOD)
     result = cli("config", "show")
     assert result.exit_code == 0
     body = "\n".join(line for line in result.stdout.splitlines() if not line.startswith("#"))
@@ -270,7 +265,7 @@ def test_example_config_is_valid_and_documents_every_key() -> None:
 
 # -- config validate catches what would fail later ----------------------------------------
 def problems_of(tmp_path: Path, text: str, env: str = "dev") -> list[str]:
-    write(tmp_path, text)
+    write_config(tmp_path, text)
     with pytest.raises(ConfigError) as info:
         load_config(env=env)
     assert info.value.exit_code == 2
@@ -294,7 +289,7 @@ def test_a_chain_source_an_overlay_names_is_checked_in_that_environment(tmp_path
         "env.prod.secrets.chain[1]: unknown source 'corp'"
     ]
     # defined in the base, named by the overlay: fine
-    write(
+    write_config(
         tmp_path,
         '[secrets.sources.corp]\ntype = "vault"\n[env.prod.secrets]\nchain = ["env", "corp"]\n',
     )
@@ -388,12 +383,12 @@ def test_out_of_range_numbers_are_reported(tmp_path: Path, text: str, problem: s
 
 @pytest.mark.parametrize("port", [0, 1, 5432, 65535])
 def test_ports_in_range_and_zero_are_accepted(tmp_path: Path, port: int) -> None:
-    write(tmp_path, f"[embedded]\nport = {port}\n")
+    write_config(tmp_path, f"[embedded]\nport = {port}\n")
     assert load_config().get("embedded.port") == port
 
 
 def test_cli_validate_reports_a_bad_chain_and_port_with_exit_2(tmp_path: Path, cli) -> None:
-    write(tmp_path, '[embedded]\nport = 99999\n[secrets]\nchain = ["nope"]\n')
+    write_config(tmp_path, '[embedded]\nport = 99999\n[secrets]\nchain = ["nope"]\n')
     result = cli("config", "validate")
     assert result.exit_code == 2
     assert "embedded.port: 99999 is not a TCP port" in result.stderr
@@ -404,7 +399,7 @@ def test_cli_validate_reports_a_bad_chain_and_port_with_exit_2(tmp_path: Path, c
 def test_the_config_is_found_walking_up_and_its_folder_is_the_root(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    write(tmp_path, '[project]\nname = "walked"\n')
+    write_config(tmp_path, '[project]\nname = "walked"\n')
     sub = tmp_path / "app" / "src"
     sub.mkdir(parents=True)
     monkeypatch.chdir(sub)
@@ -416,10 +411,10 @@ def test_the_config_is_found_walking_up_and_its_folder_is_the_root(
 
 
 def test_the_nearest_config_wins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    write(tmp_path, '[project]\nname = "outer"\n')
+    write_config(tmp_path, '[project]\nname = "outer"\n')
     inner = tmp_path / "inner"
     inner.mkdir()
-    write(inner, '[project]\nname = "inner"\n')
+    write_config(inner, '[project]\nname = "inner"\n')
     (inner / "deep").mkdir()
     monkeypatch.chdir(inner / "deep")
     assert load_config().get("project.name") == "inner"
@@ -431,7 +426,7 @@ def test_a_config_named_explicitly_makes_its_folder_the_root(
 ) -> None:
     project = tmp_path / "project"
     project.mkdir()
-    write(project, '[project]\nstate_dir = "var/state"\n')
+    write_config(project, '[project]\nstate_dir = "var/state"\n')
     monkeypatch.setenv("EMPIRE_OPS_CONFIG", str(project / "empire-ops.toml"))
     assert load_config().state_dir == project.resolve() / "var" / "state"
 
@@ -445,7 +440,7 @@ def test_a_subfolder_uses_the_projects_env_file_and_state_folder(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cli
 ) -> None:
     """Run from a subfolder, `secrets status` reads the project's .env, not a second one."""
-    write(tmp_path, '[secrets]\nchain = ["dotenv"]\n')
+    write_config(tmp_path, '[secrets]\nchain = ["dotenv"]\n')
     (tmp_path / ".env").write_text("SUPABASE_URL=https://abcdefghijklmnop.supabase.co\n")
     (tmp_path / ".env").chmod(0o600)
     sub = tmp_path / "web" / "pages"
@@ -466,7 +461,7 @@ def test_db_status_from_a_subfolder_names_the_projects_data_folder(
 ) -> None:
     import json
 
-    write(tmp_path, "")  # an empty file pins the project root
+    write_config(tmp_path, "")  # an empty file pins the project root
     sub = tmp_path / "app" / "src"
     sub.mkdir(parents=True)
     monkeypatch.chdir(sub)
@@ -520,7 +515,7 @@ connect_timeout = "9s"
 def test_cli_show_round_trips_through_tomllib(tmp_path: Path, cli, env: str) -> None:
     import tomllib
 
-    write(tmp_path, ODD)
+    write_config(tmp_path, ODD)
     result = cli("--env", env, "config", "show")
     assert result.exit_code == 0, result.output
     assert result.stdout.startswith(f"# environment: {env}; file: ")
@@ -541,7 +536,7 @@ def test_show_keeps_a_strange_file_name_on_the_comment_line(tmp_path: Path) -> N
 
     odd = tmp_path / "a\nb = 1"
     odd.mkdir()
-    path = write(odd, '[project]\nname = "x"\n')
+    path = write_config(odd, '[project]\nname = "x"\n')
     cfg = load_config(path)
     assert tomllib.loads(cfg.to_toml()) == cfg.data
     assert cfg.to_toml().splitlines()[0].endswith("a\\x0ab = 1/empire-ops.toml")
@@ -552,7 +547,7 @@ def test_show_keeps_a_strange_file_name_on_the_comment_line(tmp_path: Path) -> N
 def test_every_log_format_is_accepted_by_flag_env_and_config(tmp_path: Path, cli, fmt: str) -> None:
     assert cli("--log-format", fmt, "config", "validate").exit_code == 0
     assert cli("config", "validate", env={"EMPIRE_OPS_LOG_FORMAT": fmt}).exit_code == 0
-    write(tmp_path, f'[logging]\nformat = "{fmt}"\n')
+    write_config(tmp_path, f'[logging]\nformat = "{fmt}"\n')
     assert load_config().get("logging.format") == fmt
 
 

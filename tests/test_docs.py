@@ -4,44 +4,30 @@ from __future__ import annotations
 
 import ast
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import typer.main
 
 from ops.cli import app
+from tests.helpers import cli_commands
 
 REPO = Path(__file__).resolve().parent.parent
 README = (REPO / "README.md").read_text()
 
 
-def _commands() -> Iterator[tuple[str, object]]:
-    root = typer.main.get_command(app)
-
-    def walk(cmd: object, path: list[str]) -> Iterator[tuple[str, object]]:
-        subs = getattr(cmd, "commands", None)
-        if subs:
-            for name, sub in subs.items():
-                yield from walk(sub, [*path, name])
-        else:
-            yield " ".join(path), cmd
-
-    yield from walk(root, [])
-
-
-def test_there_are_commands() -> None:
-    names = [name for name, _ in _commands()]
+def test_there_arecli_commands() -> None:
+    names = [name for name, _ in cli_commands()]
     assert {"up", "preflight", "config validate", "db start"} <= set(names)
 
 
 def test_every_command_has_help_text() -> None:
-    for name, cmd in _commands():
+    for name, cmd in cli_commands():
         assert (getattr(cmd, "help", None) or "").strip(), f"`{name}` has no help text"
 
 
 def test_every_command_is_in_the_readme_reference() -> None:
     reference = README.split("## Command reference", 1)[1]
-    for name, _ in _commands():
+    for name, _ in cli_commands():
         assert re.search(rf"`empire-ops {re.escape(name)}[` \[]", reference), (
             f"`empire-ops {name}` is missing from the README's command reference"
         )
@@ -53,7 +39,7 @@ def test_every_group_has_help_text() -> None:
         assert (getattr(group, "help", None) or "").strip(), f"group {name} has no help"
 
 
-def test_quickstart_is_exactly_two_commands() -> None:
+def test_quickstart_is_exactly_twocli_commands() -> None:
     quick = README.split("## Quickstart", 1)[1].split("##", 1)[0]
     block = quick.split("```sh", 1)[1].split("```", 1)[0]
     commands = [line for line in block.strip().splitlines() if line.strip()]
@@ -176,7 +162,7 @@ def _command_words(snippet: str) -> list[str]:
 
 def test_runbook_commands_exist() -> None:
     """Every `empire-ops ...` command a runbook tells the reader to run exists."""
-    known = {name for name, _ in _commands()}
+    known = {name for name, _ in cli_commands()}
     groups = {name.split()[0] for name in known if " " in name}
     checked = 0
     for page in (REPO / "runbooks").glob("*.md"):

@@ -26,7 +26,7 @@ from ops import db
 from ops.errors import EXIT_INTERNAL, ConfigError
 from ops.logs import clear_secret_values
 from tests.conftest import PgServer
-from tests.secrets.test_canary import encoded_forms
+from tests.helpers import encoded_forms
 
 
 # -- parsing and masking ------------------------------------------------------------------

@@ -14,11 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import typer.main
 
 from ops.cli import app
 from ops.findings import ENVELOPE_KEYS, SCHEMA_VERSION
-from tests.secrets.test_scan import make_repo
+from tests.helpers import cli_commands, make_repo
 
 PASS = "snapshot passphrase 0123456789"
 FINDING_KEYS = {"code", "severity", "subject", "message", "runbook", "exit_code", "details"}
@@ -27,16 +26,9 @@ REPORT_KEYS = {"worst", "summary"}  # every findings report's data has these
 
 def _json_commands() -> Iterator[str]:
     """Every command of the app that takes ``--json``, as its words."""
-
-    def walk(cmd: object, path: list[str]) -> Iterator[str]:
-        subs = getattr(cmd, "commands", None)
-        if subs:
-            for name, sub in subs.items():
-                yield from walk(sub, [*path, name])
-        elif any("--json" in getattr(p, "opts", []) for p in getattr(cmd, "params", [])):
-            yield " ".join(path)
-
-    yield from walk(typer.main.get_command(app), [])
+    for name, cmd in cli_commands():
+        if any("--json" in getattr(p, "opts", []) for p in getattr(cmd, "params", [])):
+            yield name
 
 
 @dataclass(frozen=True)

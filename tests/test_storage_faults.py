@@ -10,11 +10,9 @@ user for a 0555 folder (EACCES).
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,40 +21,11 @@ from ops.embedded import PostgresCluster
 from ops.errors import ConfigError, DiskFull, PathNotUsable
 from ops.fsutil import atomic_write_text, ensure_dir, file_lock
 from tests.conftest import require_service, server_tmpdir
-
-
-@contextlib.contextmanager
-def tmpfs(options: str) -> Iterator[Path]:
-    """A tmpfs mounted with ``options`` (e.g. ``ro`` or ``size=4m``) in a folder all can reach."""
-    root = server_tmpdir("mnt")
-    mnt = root / "m"
-    mnt.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(mnt)],
-        capture_output=True,
-        text=True,
-    )
-    try:
-        require_service(
-            done.returncode == 0, f"cannot mount a tmpfs here (needs root): {done.stderr.strip()}"
-        )
-        yield mnt
-    finally:
-        if done.returncode == 0:
-            subprocess.run(["umount", "-l", str(mnt)], check=False)
-        shutil.rmtree(root, ignore_errors=True)
+from tests.helpers import assert_ordinary, tmpfs
 
 
 def _config(folder: Path, state_dir: str) -> None:
     (folder / "empire-ops.toml").write_text(f'[project]\nstate_dir = "{state_dir}"\n')
-
-
-def _assert_ordinary(result, code: int, *words: str) -> None:
-    assert result.exit_code == code, result.output
-    assert "internal error" not in result.output and "Traceback" not in result.output
-    assert "hint: " in result.stderr
-    for word in words:
-        assert word in result.stderr
 
 
 # -- the sites raise their own errors -------------------------------------------------------
@@ -120,7 +89,7 @@ def test_db_start_with_an_unusable_state_folder_is_exit_2(
             assert result.exit_code == 2, result.output
             assert "UP_DATABASE_FAILED" in result.stdout and "internal error" not in result.output
         else:
-            _assert_ordinary(result, 2, *words)
+            assert_ordinary(result, 2, *words)
 
 
 def test_a_read_only_working_directory_is_exit_2(run_cli) -> None:
@@ -187,7 +156,7 @@ def test_initdb_on_a_full_disk_is_exit_1_with_the_reason(run_cli) -> None:
 def test_an_out_of_range_port_is_exit_2_in_config_and_at_runtime(tmp_path: Path, run_cli) -> None:
     (tmp_path / "empire-ops.toml").write_text("[embedded]\nport = 70000\n")
     result = run_cli("db", "start")
-    _assert_ordinary(result, 2, "embedded.port", "70000")
+    assert_ordinary(result, 2, "embedded.port", "70000")
     # the cluster checks it too, for a port that reaches it another way
     with pytest.raises(ConfigError, match="70000 is not a TCP port"):
         PostgresCluster(tmp_path / "pgdata", port=70000).start()

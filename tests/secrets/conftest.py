@@ -18,11 +18,12 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 import pytest
 
+# Re-exported: the secrets tests import it from here.
+from tests.helpers import write_config as write_config
 from tests.openbao import OpenBao
 from tests.vault_double import VaultDouble
 
@@ -64,12 +65,6 @@ def supabase_key(role: str, **claims: Any) -> str:
 
 ANON_KEY = supabase_key("anon")
 SERVICE_KEY = supabase_key("service_role")
-
-
-def write_config(path: Path, text: str) -> Path:
-    target = path / "empire-ops.toml"
-    target.write_text(text)
-    return target
 
 
 # -- Vault -------------------------------------------------------------------------------

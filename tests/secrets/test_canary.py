@@ -1,7 +1,7 @@
 """The canary test: no secret value, in any encoding, escapes through any secrets command.
 
 Unique canary values are seeded into every source (environment, a .env file,
-the Vault double, moto's Secrets Manager, the HTTP fallback) and into the
+the real OpenBao server, moto's Secrets Manager, the HTTP fallback) and into the
 credentials empire-ops uses to reach them. Then every secrets command of
 issue 3 runs — success and failure paths, with ``--debug``, ``--json`` and a
 log file configured — and every byte of stdout, stderr, the log file and every
@@ -30,27 +30,14 @@ import pytest
 from ops.logs import clear_secret_values
 from ops.secrets.export import render_dotenv
 from tests.conftest import REPO, PgServer
+from tests.helpers import encoded_forms, git, make_repo, write_env
+from tests.openbao import OpenBao
 from tests.secrets.conftest import DocServer, Moto
-from tests.secrets.test_scan import git, make_repo
-from tests.vault_double import VaultDouble
 
 
 def canary(tag: str) -> str:
     # Characters that percent-encoding and JSON change, so every form differs.
     return f"CNRY-{tag}-{pysecrets.token_hex(8)}-p/s:w@rd+x$y"
-
-
-def encoded_forms(value: str) -> set[str]:
-    """The value as it could appear if it leaked through a URL, JSON, base64…"""
-    forms = {value, json.dumps(value)[1:-1], quote(value, safe=""), quote(value), quote_plus(value)}
-    raw = value.encode()
-    for shift in range(3):
-        for enc in (base64.b64encode, base64.urlsafe_b64encode):
-            text = enc(b"\0" * shift + raw).decode()
-            # Drop the quartets that mix in neighbouring bytes; the core is unique.
-            forms.add(text[4 if shift else 0 : -4])
-    forms.update(line for line in value.splitlines() if len(line) >= 6)
-    return {f for f in forms if len(f) >= 12}
 
 
 @dataclass
@@ -74,7 +61,7 @@ class Canaries:
 class World:
     tmp: Path
     canaries: Canaries
-    vault: VaultDouble
+    vault: OpenBao
     doc: DocServer
     aws: Moto
     outputs: list[tuple[str, str]] = field(default_factory=list)
@@ -114,14 +101,17 @@ def world(
     aws: Moto,
     migrated_db: str,
     pg: PgServer,
+    openbao: OpenBao,
     monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[World]:
     c = Canaries()
     (tmp_path / "tmp").mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
-    # Credentials that reach the stores are secrets too.
+    # Credentials that reach the stores are secrets too: the Vault token is a real one
+    # (root, on the session's OpenBao; the fixture revokes it and unseals after the test).
     token = c.new("VAULT_TOKEN")
-    vault = VaultDouble(root_token=token).start()
+    vault = openbao
+    vault.add_token(token, None)
     vault.put("secret", "empire/canary", {"VAULT_CANARY": c.new("VAULT_CANARY"),
               "DASHBOARD_BASIC_AUTH_PASSWORD": c.new("DASHBOARD_BASIC_AUTH_PASSWORD")})  # fmt: skip
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", c.new("AWS_SECRET_ACCESS_KEY"))
@@ -144,8 +134,7 @@ def world(
         "FALLBACK_TOKEN": c.new("FALLBACK_TOKEN"),
         "DOTENV_MULTILINE": c.new("ML1") + "\n" + c.new("ML2"),
     }
-    (tmp_path / ".env").write_text(render_dotenv(dotenv))
-    (tmp_path / ".env").chmod(0o600)
+    write_env(tmp_path / ".env", render_dotenv(dotenv))
     (tmp_path / "empire-ops.toml").write_text(
         f"""
 [logging]
@@ -175,10 +164,7 @@ timeout = "2s"
         "DATABASE_URL": dsn,
         "SUPABASE_JWT_SECRET": c.new("SUPABASE_JWT_SECRET"),
     }
-    try:
-        yield World(tmp_path, c, vault, http_doc, aws, env=env)
-    finally:
-        vault.stop()
+    yield World(tmp_path, c, vault, http_doc, aws, env=env)
 
 
 def _written_files(root: Path) -> Iterator[Path]:

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO
+from tests.openbao import OpenBao
 from tests.secrets.conftest import (
     ANON_KEY,
     AWKWARD,
@@ -21,7 +22,6 @@ from tests.secrets.conftest import (
     vault_config,
     write_config,
 )
-from tests.vault_double import VaultDouble
 
 PROD_SECRETS = {
     "SUPABASE_URL": SUPABASE_URL,
@@ -160,7 +160,7 @@ def test_migrate_style_commands_find_the_dsn_in_dotenv(tmp_path: Path, fresh_db:
 
 
 def test_vault_down_uses_stale_cache_and_403_deletes_it(
-    tmp_path: Path, migrated_db: str, cli, vault: VaultDouble, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, migrated_db: str, cli, vault: OpenBao, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # A migrated database: prod never auto-applies, and the schema check is part of preflight.
     vault.put("secret", "empire/prod", {**PROD_SECRETS, "DATABASE_URL": migrated_db})

@@ -8,17 +8,17 @@ from pathlib import Path
 
 from dotenv import dotenv_values
 
-from tests.secrets.test_scan import git, make_repo
+from tests.helpers import git, make_repo, write_env
 
 PASS = "snapshot passphrase 0123456789"
 TOKEN = "dotenv-token-ab12cd34ef"
 
 
 def seed_env(tmp_path: Path) -> None:
-    (tmp_path / ".env").write_text(
-        f"API_TOKEN={TOKEN}\nMULTI=\"a\\nb $c 'd' ü\"\nEMPIRE_SNAPSHOT_PASSPHRASE='{PASS}'\n"
+    write_env(
+        tmp_path / ".env",
+        f"API_TOKEN={TOKEN}\nMULTI=\"a\\nb $c 'd' ü\"\nEMPIRE_SNAPSHOT_PASSPHRASE='{PASS}'\n",
     )
-    (tmp_path / ".env").chmod(0o600)
 
 
 def test_export_needs_out_or_stdout(tmp_path: Path, cli) -> None:

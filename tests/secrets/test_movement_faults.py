@@ -13,7 +13,8 @@ from pathlib import Path
 
 from dotenv import dotenv_values
 
-from tests.test_storage_faults import tmpfs
+from tests.helpers import assert_ordinary as _ordinary
+from tests.helpers import tmpfs, write_env
 
 PASS = "snapshot passphrase 0123456789"
 BIG = "b" * 200_000  # larger than the 64 KiB disk below
@@ -22,17 +23,11 @@ BIG = "b" * 200_000  # larger than the 64 KiB disk below
 def seed_env(folder: Path, **extra: str) -> None:
     lines = [f"API_TOKEN=tok-faults-0123456789\nEMPIRE_SNAPSHOT_PASSPHRASE='{PASS}'\n"]
     lines += [f"{k}={v}\n" for k, v in extra.items()]
-    (folder / ".env").write_text("".join(lines))
-    (folder / ".env").chmod(0o600)
+    write_env(folder / ".env", "".join(lines))
 
 
 def assert_ordinary(result, code: int, *words: str) -> None:
-    assert result.exit_code == code, result.output
-    assert "internal error" not in result.output and "Traceback" not in result.output
-    assert "hint: " in result.stderr
-    for word in words:
-        assert word in result.stderr, result.stderr
-    assert "tok-faults-0123456789" not in result.output
+    _ordinary(result, code, *words, secret="tok-faults-0123456789")
 
 
 def test_export_never_overwrites_without_force(tmp_path: Path, cli) -> None:

@@ -12,6 +12,7 @@ from ops.config import load_config
 from ops.errors import UsageError
 from ops.secrets.model import fingerprint
 from ops.secrets.sync import diff_sources, diff_values, plan_sync, sync_sources
+from tests.helpers import write_env
 
 SRC = {"A": "alpha-value", "B": "bravo-new", "C": "charlie-same"}
 DST = {"B": "bravo-old", "C": "charlie-same", "D": "delta-extra"}
@@ -57,12 +58,6 @@ def test_diff_values_reports_both_sides() -> None:
     assert (diff.only_a, diff.only_b, diff.differ, diff.same) == (("A",), ("D",), ("B",), ("C",))
     assert diff.differs and "bravo" not in diff.render()
     assert not diff_values(SRC, dict(SRC), "a", "b").differs
-
-
-def write_env(path: Path, values: dict[str, str]) -> Path:
-    path.write_text("".join(f"{k}='{v}'\n" for k, v in values.items()))
-    path.chmod(0o600)
-    return path
 
 
 def test_sync_between_dotenv_files_applies_and_prunes(tmp_path: Path) -> None:

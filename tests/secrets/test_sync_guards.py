@@ -9,15 +9,10 @@ from typing import Any
 import pytest
 from dotenv import dotenv_values
 
+from tests.helpers import write_env
 from tests.secrets.conftest import Moto
 
 DST = {"KEEP_A": "value-a-0123456", "KEEP_B": "value-b-0123456"}
-
-
-def write_env(path: Path, values: dict[str, str]) -> Path:
-    path.write_text("".join(f"{k}='{v}'\n" for k, v in values.items()))
-    path.chmod(0o600)
-    return path
 
 
 @pytest.fixture

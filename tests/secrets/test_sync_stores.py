@@ -10,15 +10,15 @@ from dotenv import dotenv_values
 
 from ops.secrets.export import render_dotenv
 from ops.secrets.model import fingerprint
+from tests.openbao import OpenBao
 from tests.secrets.conftest import AWKWARD, ROOT_TOKEN, Moto, vault_config
-from tests.vault_double import VaultDouble
 
 VALUES = {**AWKWARD, "API_TOKEN": "tok-0123456789abcdef", "SHORT": "abc"}
 
 
 @pytest.fixture
 def stores(
-    tmp_path: Path, vault: VaultDouble, aws: Moto, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, vault: OpenBao, aws: Moto, monkeypatch: pytest.MonkeyPatch
 ) -> dict[str, str]:
     monkeypatch.setenv("VAULT_ADDR", vault.url)
     monkeypatch.setenv("VAULT_TOKEN", ROOT_TOKEN)
@@ -33,7 +33,7 @@ def stores(
 
 
 def test_env_to_vault_to_aws_and_back_loses_nothing(
-    stores: dict[str, str], cli, vault: VaultDouble
+    stores: dict[str, str], cli, vault: OpenBao
 ) -> None:
     assert dotenv_values("src.env", interpolate=False) == VALUES  # the fixture quoted correctly
     hops = [("src", "vault"), ("vault", "aws"), ("aws", "back")]
@@ -57,7 +57,7 @@ def test_env_to_vault_to_aws_and_back_loses_nothing(
     assert json.loads(again.stdout)["data"]["applied"] is False
 
 
-def test_update_and_prune_in_vault_and_aws(stores: dict[str, str], cli, vault: VaultDouble) -> None:
+def test_update_and_prune_in_vault_and_aws(stores: dict[str, str], cli, vault: OpenBao) -> None:
     for dst in ("vault", "aws"):
         assert cli("secrets", "sync", "--from", stores["src"], "--to", stores[dst]).exit_code == 0
     Path("small.env").write_text("API_TOKEN='tok-CHANGED-9876543210'\n")
@@ -80,7 +80,7 @@ def test_update_and_prune_in_vault_and_aws(stores: dict[str, str], cli, vault: V
 
 
 def test_restore_snapshot_into_vault(
-    stores: dict[str, str], cli, vault: VaultDouble, tmp_path: Path
+    stores: dict[str, str], cli, vault: OpenBao, tmp_path: Path
 ) -> None:
     Path(".env").write_text(
         Path("src.env").read_text() + "EMPIRE_SNAPSHOT_PASSPHRASE='a long passphrase 42'\n"
@@ -100,7 +100,7 @@ def test_restore_snapshot_into_vault(
 
 
 def test_export_and_snapshot_refuse_while_a_source_is_down(
-    stores: dict[str, str], cli, vault: VaultDouble, tmp_path: Path
+    stores: dict[str, str], cli, vault: OpenBao, tmp_path: Path
 ) -> None:
     (tmp_path / "empire-ops.toml").write_text(vault_config(vault, "empire/sync-test"))
     Path(".env").write_text("EMPIRE_SNAPSHOT_PASSPHRASE='a long passphrase 42'\n")
