@@ -71,3 +71,28 @@ def any_supabase_project(request: pytest.FixtureRequest) -> SupabaseProject:
     name = "supabase_project" if request.param == "pg18" else "supabase_project_pg15"
     project: SupabaseProject = request.getfixturevalue(name)
     return project
+
+
+@pytest.fixture
+def empire_ready_project(any_supabase_project: SupabaseProject) -> SupabaseProject:
+    """The project on each server, with pgvector enabled as Supabase's dashboard does.
+
+    On Supabase, ``postgres`` creates ``vector`` through supautils, which no test
+    server loads, so it is created here as supabase_admin first (the Empire's own
+    ``create extension if not exists`` then finds it). A server without pgvector
+    (Debian's PostgreSQL 15 has no package of it) cannot hold the Empire schema:
+    skipped, with that reason.
+    """
+    import psycopg
+
+    project = any_supabase_project
+    with psycopg.connect(project.admin_dsn, autocommit=True) as conn:
+        if not conn.execute(
+            "select 1 from pg_available_extensions where name = 'vector'"
+        ).fetchone():
+            pytest.skip(
+                f"pgvector is not installed on the {project.server_label} server: the Empire "
+                "schema needs it (no postgresql-15-pgvector package exists for this Debian)"
+            )
+        conn.execute("create extension if not exists vector with schema extensions")
+    return project

@@ -45,20 +45,9 @@ def _todos_acl(dsn: str) -> str:
 
 
 @pytest.fixture
-def adopted(any_supabase_project: SupabaseProject, cli: Any, monkeypatch: Any) -> Adopted:
+def adopted(empire_ready_project: SupabaseProject, cli: Any, monkeypatch: Any) -> Adopted:
     """The project after `migrate up`, run as postgres from the project folder, without flags."""
-    project = any_supabase_project
-    with psycopg.connect(project.admin_dsn, autocommit=True) as conn:
-        if not conn.execute(
-            "select 1 from pg_available_extensions where name = 'vector'"
-        ).fetchone():
-            pytest.skip(
-                f"pgvector is not installed on the {project.server_label} server: the Empire "
-                "schema needs it (recorded, as for the other extensions the build lacks)"
-            )
-        # As Supabase's dashboard does (through supautils, which no test server loads):
-        # postgres itself may not create vector here.
-        conn.execute("create extension if not exists vector with schema extensions")
+    project = empire_ready_project
     before = project.snapshot()
     acl = _todos_acl(project.admin_dsn)
     monkeypatch.chdir(project.root)
