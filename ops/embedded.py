@@ -213,6 +213,7 @@ class PostgresCluster:
         passfile: Path | None = None,
         lock_file: Path | None = None,
         lock_timeout: float = 10.0,
+        default_os_user: str = SUPERUSER,
     ) -> None:
         self.bin_dir = bin_dir or wheel_install_dir() / "bin"
         self.data_dir = data_dir.resolve()
@@ -223,6 +224,8 @@ class PostgresCluster:
         self.lock_file = lock_file or self.data_dir.parent / LOCK_FILE_NAME
         self.lock_timeout = lock_timeout
         self._os_user = os_user
+        # The user tried as root without os_user: PostgreSQL packages' own.
+        self._default_os_user = default_os_user
         self._lock_depth = 0
 
     # -- helpers -------------------------------------------------------------------
@@ -237,9 +240,9 @@ class PostgresCluster:
     def run_as(self) -> pwd.struct_passwd | None:
         """The OS user the server runs as: None when empire-ops is not root.
 
-        As root: ``embedded.os_user`` when set, else ``postgres``. Raises
-        ConfigError (exit 2) saying how to provide one when neither exists;
-        nothing is created.
+        As root: ``embedded.os_user`` when set, else ``default_os_user``
+        (``postgres``). Raises ConfigError (exit 2) saying how to provide one
+        when neither exists; nothing is created.
         """
         if os.geteuid() != 0:
             return None
@@ -260,11 +263,11 @@ class PostgresCluster:
                 )
             return entry
         try:
-            return pwd.getpwnam(SUPERUSER)
+            return pwd.getpwnam(self._default_os_user)
         except KeyError:
             raise ConfigError(
-                "PostgreSQL refuses to run as root, and there is no `postgres` user to run "
-                "the embedded server as",
+                f"PostgreSQL refuses to run as root, and there is no `{self._default_os_user}` "
+                "user to run the embedded server as (embedded.os_user is not set)",
                 hint=f"set embedded.os_user to an existing unprivileged user, or create one "
                 f'with: {USERADD} (and set embedded.os_user = "empire_ops"); or run '
                 "empire-ops as a normal user",

@@ -12,6 +12,7 @@ import psycopg
 import pytest
 
 from ops.embedded import PostgresCluster, read_passfile_password
+from ops.errors import ConfigError
 
 
 @pytest.fixture
@@ -285,3 +286,52 @@ def test_a_start_that_waits_too_long_for_the_lock_is_busy(project: Path, run_cli
     assert not (project / ".empire" / "pgdata" / "PG_VERSION").exists()
     # once the lock is free, it starts
     assert run_cli("db", "start").exit_code == 0
+
+
+NO_SUCH_USER = "empire-ops-no-such-user"
+
+
+def test_as_root_without_os_user_or_a_postgres_user_it_refuses_with_the_fix(
+    tmp_path: Path,
+) -> None:
+    """Root, no embedded.os_user, no default OS user: exit 2 naming the fix; nothing made.
+
+    The default user's name is the cluster's ``default_os_user`` (``postgres``
+    in the product), so the test names one this system does not have.
+    """
+    import pwd
+
+    from tests.conftest import require_service
+
+    require_service(os.geteuid() == 0, "runs as root only (PostgreSQL's user is then chosen)")
+    with pytest.raises(KeyError):
+        pwd.getpwnam(NO_SUCH_USER)
+    cluster = PostgresCluster(tmp_path / ".empire" / "pgdata", default_os_user=NO_SUCH_USER)
+    with pytest.raises(ConfigError) as caught:
+        cluster.start()
+    error = caught.value
+    assert error.exit_code == 2  # configuration, README "Exit codes"
+    assert "PostgreSQL refuses to run as root" in error.message
+    assert f"no `{NO_SUCH_USER}` user" in error.message
+    assert "embedded.os_user is not set" in error.message
+    assert error.hint is not None
+    assert "set embedded.os_user to an existing unprivileged user" in error.hint
+    assert "useradd --system" in error.hint and 'embedded.os_user = "empire_ops"' in error.hint
+    # Nothing was changed on the system: no user, no data folder.
+    with pytest.raises(KeyError):
+        pwd.getpwnam(NO_SUCH_USER)
+    with pytest.raises(KeyError):
+        pwd.getpwnam("empire_ops")
+    assert not (tmp_path / ".empire" / "pgdata").exists()
+
+
+def test_as_root_a_configured_os_user_that_does_not_exist_is_exit_2(project: Path, run_cli) -> None:
+    from tests.conftest import require_service
+
+    require_service(os.geteuid() == 0, "runs as root only (PostgreSQL's user is then chosen)")
+    (project / "empire-ops.toml").write_text(f'[embedded]\nos_user = "{NO_SUCH_USER}"\n')
+    result = run_cli("db", "start")
+    assert result.exit_code == 2, result.output
+    assert f"embedded.os_user {NO_SUCH_USER!r} is not a user on this system" in result.stderr
+    assert "hint: create it" in result.stderr and "useradd" in result.stderr
+    assert not (project / ".empire" / "pgdata").exists()
