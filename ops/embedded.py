@@ -414,22 +414,19 @@ class PostgresCluster:
             log.info("initialising PostgreSQL cluster in %s", self.data_dir)
             password = secrets.token_urlsafe(32)
             with self._password_file_for_server(password, entry) as pwfile:
-                self._run(
-                    [
-                        self._bin("initdb"),
-                        "-D",
-                        str(self.data_dir),
-                        "-U",
-                        SUPERUSER,
-                        "--auth=scram-sha-256",
-                        f"--pwfile={pwfile}",
-                        "--encoding=UTF8",
-                        "--no-locale",
-                        "--no-instructions",
-                    ],
-                    timeout=120,
-                )
+                self._initdb(pwfile)
             self._write_passfile(password)
+
+    def _initdb(self, pwfile: str, superuser: str = SUPERUSER) -> None:
+        """Run initdb (scram-sha-256, UTF8, no locale) for ``superuser``, password in ``pwfile``."""
+        self._run(
+            [
+                self._bin("initdb"), "-D", str(self.data_dir), "-U", superuser,
+                "--auth=scram-sha-256", f"--pwfile={pwfile}", "--encoding=UTF8", "--no-locale",
+                "--no-instructions",
+            ],
+            timeout=120,
+        )  # fmt: skip
 
     @contextlib.contextmanager
     def _password_file_for_server(

@@ -33,6 +33,7 @@ from psycopg import conninfo, sql
 
 from ops.embedded import PostgresCluster, free_port
 from ops.fsutil import create_exclusive
+from ops.supabase_schemas import SUPABASE_SCHEMAS
 from tests.supabase import cli_port
 
 HERE = Path(__file__).resolve().parent
@@ -47,22 +48,6 @@ MODULES = (
     ("20_platform_migrations.sql", ADMIN),
     ("30_auth.sql", "supabase_auth_admin"),
     ("40_storage.sql", "supabase_storage_admin"),
-)
-# Schemas whose objects belong to Supabase, not to the user or the Empire.
-SUPABASE_SCHEMAS = (
-    "auth",
-    "storage",
-    "realtime",
-    "extensions",
-    "graphql",
-    "graphql_public",
-    "vault",
-    "pgsodium",
-    "pgsodium_masks",
-    "net",
-    "cron",
-    "pgbouncer",
-    "supabase_functions",
 )
 # supautils is a preloaded library that no test server has. Its setting that
 # tests read is emulated as a custom (placeholder) setting on each database;
@@ -167,21 +152,7 @@ class SupabaseCluster(PostgresCluster):
         self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         self._chown(self.data_dir, entry)
         with self._password_file_for_server(self.passwords[ADMIN], entry) as pwfile:
-            self._run(
-                [
-                    self._bin("initdb"),
-                    "-D",
-                    str(self.data_dir),
-                    "-U",
-                    ADMIN,
-                    "--auth=scram-sha-256",
-                    f"--pwfile={pwfile}",
-                    "--encoding=UTF8",
-                    "--no-locale",
-                    "--no-instructions",
-                ],
-                timeout=120,
-            )
+            self._initdb(pwfile, superuser=ADMIN)
         lines = "".join(f"127.0.0.1:*:*:{user}:{pw}\n" for user, pw in self.passwords.items())
         create_exclusive(self.passfile, lines.encode(), mode=0o600)
 
