@@ -140,3 +140,24 @@ def encoded_forms(value: str) -> set[str]:
             forms.add(text[4 if shift else 0 : -4])
     forms.update(line for line in value.splitlines() if len(line) >= 6)
     return {f for f in forms if len(f) >= 12}
+
+
+ADMIN_LOGS_REWRITES = (
+    "update public.admin_logs set subject = 'rewritten'",
+    "delete from public.admin_logs",
+    "truncate public.admin_logs",
+)
+
+
+def assert_admin_logs_refuse_rewrites(conn: Any) -> None:
+    """Each way of rewriting admin_logs fails with the append-only trigger's message.
+
+    ``conn`` is an autocommit psycopg connection as a role that holds the
+    privileges (the owner, or a superuser): the trigger, not a grant, refuses.
+    """
+    import pytest
+    from psycopg import errors
+
+    for statement in ADMIN_LOGS_REWRITES:
+        with pytest.raises(errors.RaiseException, match="admin_logs is append-only"):
+            conn.execute(statement)
