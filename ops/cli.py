@@ -12,6 +12,7 @@ from typing import Any
 
 import typer
 
+from ops.backup import cli as backup_cli
 from ops.cliutil import (
     AppState,
     OpsGroup,
@@ -211,6 +212,7 @@ def db_seed_demo(
 
 
 app.add_typer(migrate_cli.app, name="migrate")
+app.add_typer(backup_cli.app, name="backup")
 app.add_typer(secrets_cli.app, name="secrets")
 app.command("run")(secrets_cli.run_command)
 

@@ -252,6 +252,7 @@ def register_section(name: str, table: Table) -> None:
 _DOMAIN_SETTINGS = (
     "ops.secrets.settings",
     "ops.migrate.settings",
+    "ops.backup.settings",
 )
 _domains_loaded = False
 

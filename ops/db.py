@@ -330,6 +330,18 @@ def make_dsn(host: str, port: int, user: str, dbname: str, password: str | None 
     return f"postgresql://{auth}@{host}:{port}/{quote(dbname, safe='')}"
 
 
+def tool_conninfo(dsn: str) -> tuple[str, dict[str, str]]:
+    """(conninfo without the password, extra environment) to run pg_dump/pg_restore on ``dsn``.
+
+    The password goes into ``PGPASSWORD`` for the child, never onto its
+    command line, where every local user could read it in ``ps``.
+    """
+    params = {k: str(v) for k, v in _params(dsn).items() if v is not None}
+    password = params.pop("password", None)
+    env = {"PGPASSWORD": password} if password else {}
+    return conninfo.make_conninfo("", **params), env
+
+
 def with_dbname(dsn: str, dbname: str) -> str:
     """The same DSN pointing at another database."""
     return conninfo.make_conninfo(dsn, dbname=dbname)

@@ -94,6 +94,11 @@ def _finding_codes() -> tuple[set[str], set[str]]:
         and _CODE.fullmatch(node.args[0].value)
     }
     families = {code.split("_")[0] for code in created}
+    # Secret names share the shape (BACKUP_AGE_IDENTITY): a name of the spec is not a code.
+    from ops.backup.settings import SECTION as BACKUP_SECTION
+    from ops.secrets.spec import DEFAULT_SPEC
+
+    secret_names = set(DEFAULT_SPEC) | {BACKUP_SECTION.fields["identity_secret"].default}  # type: ignore[union-attr]
     needs: set[str] = set()
     informational: set[str] = set()
     for tree in trees:
@@ -102,6 +107,8 @@ def _finding_codes() -> tuple[set[str], set[str]]:
             if not (isinstance(node, ast.Constant) and isinstance(node.value, str)):
                 continue
             if not _CODE.fullmatch(node.value) or node.value.split("_")[0] not in families:
+                continue
+            if node.value in secret_names:
                 continue
             parent = parents.get(node)
             if isinstance(parent, ast.JoinedStr):

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from ops.backup.manifest import BackupManifest
 from ops.cli import app
 from ops.findings import ENVELOPE_KEYS, SCHEMA_VERSION
 from tests.helpers import cli_commands, make_repo
@@ -37,6 +38,7 @@ class Case:
     data_keys: frozenset[str]
     needs: str = ""  # "db" (a fresh database) or "migrated" (every migration applied)
     prepare: Callable[[Path], None] | None = None
+    before: tuple[tuple[str, ...], ...] = ()  # commands run first, with the same environment
 
 
 def _dotenv(tmp: Path) -> None:
@@ -121,6 +123,18 @@ CASES: dict[str, Case] = {
         ("migrate", "status", "--json"), _MIGRATE | {"migrations"}, needs="migrated"
     ),
     "migrate verify": Case(("migrate", "verify", "--json"), _MIGRATE, needs="migrated"),
+    "backup run": Case(
+        ("backup", "run", "--json"),
+        _MIGRATE | {"backup_id", "repositories", "seconds", "size", "tables", "rows"},
+        needs="migrated",
+    ),
+    "backup list": Case(("backup", "list", "--json"), REPORT_KEYS | {"repositories"}),
+    "backup info": Case(
+        ("backup", "info", "latest", "--json"),
+        frozenset({"repository"} | set(BackupManifest.__dataclass_fields__)),
+        needs="migrated",
+        before=(("backup", "run"),),
+    ),
     "migrate init": Case(
         ("migrate", "init", "--json"),
         frozenset({"folder", "written", "present", "dry_run"}),
@@ -184,6 +198,8 @@ def test_golden_envelope(name: str, request: pytest.FixtureRequest, tmp_path: Pa
         )
     if case.prepare:
         case.prepare(tmp_path)
+    for command in case.before:
+        assert cli(*command, env=env).exit_code == 0
     args = list(case.args)
     if "SNAPSHOT" in args:
         args[args.index("SNAPSHOT")] = str(next((tmp_path / "snaps").glob("*.snap")))

@@ -81,6 +81,7 @@ class BackupManifest:
     migration_version: str | None
     empire_ops_version: str
     artifacts: list[Artifact] = field(default_factory=list)
+    extensions: list[dict[str, str]] = field(default_factory=list)  # name, schema, version
     verified_at: str | None = None
     error: str | None = None
     manifest_version: int = MANIFEST_VERSION

@@ -1,0 +1,86 @@
+"""`empire-ops backup ...`: take, list and describe backups (thin: one library call each)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+
+from ops.cliutil import OpsGroup, configure_logging_from, echo, echo_json, is_tty, state
+
+app = typer.Typer(
+    cls=OpsGroup, help="Take, list and describe streamed pg_dump backups.", no_args_is_help=True
+)
+_JSON = typer.Option(False, "--json", help="Print JSON.")
+
+
+def _render(report: Any, as_json: bool) -> None:
+    from ops.findings import render_table
+
+    if as_json:
+        echo_json(report)
+    else:
+        echo(render_table(report.findings, colour=is_tty()))
+    raise typer.Exit(report.exit_code)
+
+
+@app.command("run")
+def run(
+    ctx: typer.Context,
+    repo: list[str] = typer.Option([], "--repo", help="Only this repository (repeatable)."),
+    as_json: bool = _JSON,
+) -> None:
+    """pg_dump into every repository: streamed, compressed, encrypted, manifest last."""
+    from ops.backup.dump import run_backup
+    from ops.migrate.cli import describe_target
+    from ops.target import resolve_target
+
+    configure_logging_from(ctx)
+    target = resolve_target(state(ctx).config)
+    echo(f"target: {describe_target(target)}", err=as_json)
+    _render(run_backup(target, state(ctx).config, repositories=repo), as_json)
+
+
+@app.command("list")
+def list_(
+    ctx: typer.Context,
+    repo: list[str] = typer.Option([], "--repo", help="Only this repository (repeatable)."),
+    as_json: bool = _JSON,
+) -> None:
+    """Every backup in the repositories, oldest first (the manifests are the catalog)."""
+    from ops.backup.catalog import list_backups
+
+    configure_logging_from(ctx)
+    report = list_backups(state(ctx).config, repo)
+    if not as_json:
+        for name, entry in report.repositories.items():
+            echo(f"{name}: {entry['url']}")
+            for b in entry.get("backups", []):
+                lock = " encrypted" if b["encrypted"] else ""
+                echo(f"  {b['backup_id']}  {b['status']:<8}  {b['size']:>12} bytes  "
+                     f"{b['tables']} tables, {b['rows']} rows{lock}")  # fmt: skip
+    _render(report, as_json)
+
+
+@app.command("info")
+def info(
+    ctx: typer.Context,
+    which: str = typer.Argument(..., help="A backup id, or latest."),
+    repo: str = typer.Option(None, "--repo", help="Look only in this repository."),
+    as_json: bool = _JSON,
+) -> None:
+    """One backup's manifest: artifacts, checksums, row counts, versions."""
+    from ops.backup.catalog import find_backup
+
+    configure_logging_from(ctx)
+    repository, manifest = find_backup(state(ctx).config, which, repo)
+    if as_json:
+        echo_json({"repository": repository.name, **manifest.to_dict()})
+        return
+    echo(f"{manifest.backup_id} in {repository.name} ({repository.describe()}): {manifest.status}")
+    for a in manifest.artifacts:
+        echo(f"  {a.name}: {a.size} bytes, sha256 {a.sha256}")
+    server = manifest.database.get("server_version")
+    rows = sum(manifest.tables.values())
+    echo(f"  {len(manifest.tables)} tables, {rows} rows; PostgreSQL {server}, "
+         f"pg_dump {manifest.pg_dump_version}")  # fmt: skip
