@@ -135,6 +135,12 @@ CASES: dict[str, Case] = {
         needs="migrated",
         before=(("backup", "run"),),
     ),
+    "backup verify": Case(
+        ("backup", "verify", "latest", "--json"),
+        REPORT_KEYS | {"backups"},
+        needs="migrated",
+        before=(("backup", "run"),),
+    ),
     "migrate init": Case(
         ("migrate", "init", "--json"),
         frozenset({"folder", "written", "present", "dry_run"}),

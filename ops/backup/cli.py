@@ -84,3 +84,18 @@ def info(
     rows = sum(manifest.tables.values())
     echo(f"  {len(manifest.tables)} tables, {rows} rows; PostgreSQL {server}, "
          f"pg_dump {manifest.pg_dump_version}")  # fmt: skip
+
+
+@app.command("verify")
+def verify(
+    ctx: typer.Context,
+    which: str = typer.Argument(None, help="A backup id, or latest (or use --all)."),
+    every: bool = typer.Option(False, "--all", help="Every complete backup."),
+    repo: str = typer.Option(None, "--repo", help="Only this repository."),
+    as_json: bool = _JSON,
+) -> None:
+    """Re-read backups: size, sha256, decrypt, decompress, pg_restore --list; record verified_at."""
+    from ops.backup.verify import verify_backups
+
+    configure_logging_from(ctx)
+    _render(verify_backups(state(ctx).config, which, every=every, repository=repo), as_json)

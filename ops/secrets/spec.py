@@ -153,6 +153,10 @@ DEFAULT_SPEC: dict[str, dict[str, Any]] = {
     "AWS_SECRET_ACCESS_KEY": {"description": "backups to S3 / AWS Secrets Manager: secret key"},
     "BACKUP_S3_ACCESS_KEY_ID": {"description": "backups: S3-compatible store access key id"},
     "BACKUP_S3_SECRET_ACCESS_KEY": {"description": "backups: S3-compatible store secret key"},
+    "BACKUP_AGE_IDENTITY": {
+        "description": "backups: the age identity (AGE-SECRET-KEY-1...) that opens encrypted "
+        "backups; only where restores and drills run",
+    },
     "EMPIRE_SNAPSHOT_PASSPHRASE": {
         "min_length": 12,
         "description": "secrets snapshot: passphrase for the encrypted snapshot",

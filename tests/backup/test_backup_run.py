@@ -182,3 +182,48 @@ def test_the_dsn_password_appears_nowhere(
         assert form.encode() not in written
     conninfo, env = db.tool_conninfo(dsn)
     assert canary not in conninfo and env == {"PGPASSWORD": canary}
+
+
+def _take(cli: Any, dsn: str) -> dict[str, Any]:
+    result = cli("backup", "run", "--json", env={"DATABASE_URL": dsn})
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)["data"]
+
+
+def test_verify_proves_a_backup_and_records_it_and_a_flipped_byte_is_corrupt(
+    migrated_db: str, tmp_path: Path, cli: Any
+) -> None:
+    _seed(migrated_db)
+    _config(tmp_path)
+    backup_id = _take(cli, migrated_db)["backup_id"]
+    ok = cli("backup", "verify", "latest", "--json")
+    assert ok.exit_code == 0, ok.output
+    assert [f["code"] for f in json.loads(ok.stdout)["findings"]] == ["BACKUP_VERIFIED"]
+    [manifest] = _manifests(tmp_path / "backups")
+    assert manifest["verified_at"]
+    stored = tmp_path / "backups" / backup_id / manifest["artifacts"][0]["name"]
+    blob = bytearray(stored.read_bytes())
+    blob[len(blob) // 2] ^= 0x01
+    stored.write_bytes(bytes(blob))
+    bad = cli("backup", "verify", backup_id, "--json")
+    findings = json.loads(bad.stdout)["findings"]
+    assert bad.exit_code == 1 and [f["code"] for f in findings] == ["BACKUP_CORRUPT"]
+    assert "differs from its manifest" in findings[0]["message"]
+
+
+def test_verify_of_an_encrypted_backup_needs_the_right_identity(
+    migrated_db: str, tmp_path: Path, cli: Any
+) -> None:
+    from pyrage import x25519
+
+    identity, other = x25519.Identity.generate(), x25519.Identity.generate()
+    _config(tmp_path, f'[backup]\nrecipients = ["{identity.to_public()}"]\n')
+    _take(cli, migrated_db)
+    missing = cli("backup", "verify", "latest")
+    assert missing.exit_code == 3 and "BACKUP_AGE_IDENTITY" in missing.stdout
+    wrong = cli("backup", "verify", "latest", "--json", env={"BACKUP_AGE_IDENTITY": str(other)})
+    assert wrong.exit_code == 3 and "not one of this backup's recipients" in wrong.stdout
+    assert str(other) not in wrong.stdout + wrong.stderr
+    right = cli("backup", "verify", "latest", "--json", env={"BACKUP_AGE_IDENTITY": str(identity)})
+    assert right.exit_code == 0, right.output
+    assert str(identity) not in right.stdout + right.stderr
