@@ -141,6 +141,14 @@ CASES: dict[str, Case] = {
         needs="migrated",
         before=(("backup", "run"),),
     ),
+    "restore": Case(
+        ("restore", "latest", "--target-db", "golden_restore", "--create", "--json"),
+        REPORT_KEYS
+        | {"backup_id", "repository", "target", "stages", "seconds", "tables"}
+        | {"expected_errors", "errors"},
+        needs="migrated",
+        before=(("backup", "run"),),
+    ),
     "migrate init": Case(
         ("migrate", "init", "--json"),
         frozenset({"folder", "written", "present", "dry_run"}),

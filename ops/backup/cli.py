@@ -99,3 +99,32 @@ def verify(
 
     configure_logging_from(ctx)
     _render(verify_backups(state(ctx).config, which, every=every, repository=repo), as_json)
+
+
+def restore(
+    ctx: typer.Context,
+    which: str = typer.Argument(..., help="A backup id, or latest."),
+    target_db: str = typer.Option(None, "--target-db", help="A database on the same server."),
+    target_dsn: str = typer.Option(None, "--target-dsn", help="Any database, by DSN."),
+    create: bool = typer.Option(False, "--create", help="Create --target-db when missing."),
+    jobs: int = typer.Option(1, "-j", "--jobs", help="Parallel restore jobs."),
+    table: list[str] = typer.Option([], "--table", help="Only SCHEMA.TABLE (repeatable)."),
+    force: bool = typer.Option(False, "--force", help="Restore into a non-empty database."),
+    force_production: bool = typer.Option(
+        False, "--force-production", help="Restore over the configured database itself."
+    ),
+    repo: str = typer.Option(None, "--repo", help="Take the backup from this repository."),
+    as_json: bool = _JSON,
+) -> None:
+    """Restore a backup into another database; refuses a non-empty or production target."""
+    from ops.backup.restore import restore_backup
+
+    configure_logging_from(ctx)
+    report = restore_backup(
+        state(ctx).config, which, target_db=target_db, target_dsn=target_dsn, create=create,
+        jobs=jobs, tables=table, force=force, force_production=force_production, repository=repo,
+    )  # fmt: skip
+    if not as_json:
+        stages = ", ".join(f"{k} {v:.2f} s" for k, v in report.stages.items())
+        echo(f"restored {report.backup_id} from {report.repository} into {report.target}: {stages}")
+    _render(report, as_json)
