@@ -214,6 +214,7 @@ def db_seed_demo(
 app.add_typer(migrate_cli.app, name="migrate")
 app.add_typer(backup_cli.app, name="backup")
 app.command("restore")(backup_cli.restore)
+app.add_typer(backup_cli.drill_app, name="drill")
 app.add_typer(secrets_cli.app, name="secrets")
 app.command("run")(secrets_cli.run_command)
 

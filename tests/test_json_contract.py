@@ -149,6 +149,12 @@ CASES: dict[str, Case] = {
         needs="migrated",
         before=(("backup", "run"),),
     ),
+    "drill run": Case(
+        ("drill", "run", "--json"),
+        REPORT_KEYS
+        | {"backup_id", "repository", "started_at", "stages", "rto_seconds"}
+        | {"rto_target_seconds", "checks"},
+    ),
     "migrate init": Case(
         ("migrate", "init", "--json"),
         frozenset({"folder", "written", "present", "dry_run"}),

@@ -114,6 +114,9 @@ def restore(
         False, "--force-production", help="Restore over the configured database itself."
     ),
     repo: str = typer.Option(None, "--repo", help="Take the backup from this repository."),
+    privileges: bool = typer.Option(
+        None, "--privileges/--no-privileges", help="Restore GRANTs (default: config, off)."
+    ),
     as_json: bool = _JSON,
 ) -> None:
     """Restore a backup into another database; refuses a non-empty or production target."""
@@ -123,8 +126,32 @@ def restore(
     report = restore_backup(
         state(ctx).config, which, target_db=target_db, target_dsn=target_dsn, create=create,
         jobs=jobs, tables=table, force=force, force_production=force_production, repository=repo,
+        privileges=privileges,
     )  # fmt: skip
     if not as_json:
         stages = ", ".join(f"{k} {v:.2f} s" for k, v in report.stages.items())
         echo(f"restored {report.backup_id} from {report.repository} into {report.target}: {stages}")
+    _render(report, as_json)
+
+
+drill_app = typer.Typer(
+    cls=OpsGroup, help="Prove that backups restore, and how long it takes.", no_args_is_help=True
+)
+
+
+@drill_app.command("run")
+def drill_run(
+    ctx: typer.Context,
+    which: str = typer.Argument("latest", help="A backup id, or latest."),
+    repo: str = typer.Option(None, "--repo", help="Take the backup from this repository."),
+    as_json: bool = _JSON,
+) -> None:
+    """Restore a backup into a scratch database on the drill server, verify it, time it."""
+    from ops.backup.drill import run_drill
+
+    configure_logging_from(ctx)
+    report = run_drill(state(ctx).config, which, repository=repo)
+    if not as_json and report.stages:
+        stages = ", ".join(f"{k} {v:.2f} s" for k, v in report.stages.items())
+        echo(f"drill of {report.backup_id}: {stages}; RTO {report.rto_seconds:.2f} s")
     _render(report, as_json)

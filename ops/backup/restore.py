@@ -143,10 +143,14 @@ def restore_backup(
     force_production: bool = False,
     repository: str | None = None,
     source_dsn: str | None = None,
+    privileges: bool | None = None,
 ) -> RestoreReport:
     """Restore ``which`` (an id or ``latest``) into ``target_db`` (on the configured server) or
     ``target_dsn``.
 
+    ``privileges`` (default ``[backup] restore_privileges``, off) restores the
+    backup's GRANTs; without it the target's default privileges apply (on
+    Supabase: everything to the API roles), see docs/backups.md.
     Refuses, before touching anything: neither or both targets, a target that
     is the configured database itself without ``force_production``, a
     non-empty target without ``force`` (all UsageError, exit 2), a malformed
@@ -198,7 +202,9 @@ def restore_backup(
             report.findings.append(F.warning("RESTORE_EXTENSION", report.target, problem))
     dump = manifest.artifact("dump")
     identity = load_identity(config) if dump is not None and dump.encrypted else None
-    _run_restore(repo, manifest, dsn, jobs, tables, identity, report)
+    if privileges is None:
+        privileges = bool(config.get("backup.restore_privileges"))
+    _run_restore(repo, manifest, dsn, jobs, tables, identity, report, privileges=privileges)
     _check_rows(dsn, manifest, tables, report)
     return report
 
@@ -218,6 +224,8 @@ def _run_restore(
     tables: Sequence[str],
     identity: Any,
     report: RestoreReport,
+    *,
+    privileges: bool = False,
 ) -> None:
     from ops.backup.stream import ProcessSink, read_artifact
 
@@ -228,7 +236,9 @@ def _run_restore(
     import os
 
     env = {**os.environ, **extra_env}
-    base = [str(tool), "--no-owner", "--no-privileges", f"--dbname={conninfo}"]
+    base = [str(tool), "--no-owner", f"--dbname={conninfo}"]
+    if not privileges:
+        base.insert(2, "--no-privileges")
     if jobs == 1 and not tables:
         started = time.monotonic()
         proc = subprocess.Popen(

@@ -67,6 +67,36 @@ RETENTION = Table(
     }
 )
 
+
+def _probes(v: Any) -> Any:
+    for i, probe in enumerate(v):
+        if (
+            not isinstance(probe, dict)
+            or not isinstance(probe.get("sql"), str)
+            or ("expect" not in probe)
+        ):
+            raise ValueError(
+                f'probes[{i}]: expected a table {{ name = "...", sql = "select ...", '
+                'expect = "..." }} (the first column of the first row, as text)'
+            )
+    return v
+
+
+DRILL = Table(
+    {
+        "dsn_secret": Field(
+            str, "", "a secret holding the drill server's DSN (default: the embedded server)"
+        ),
+        "rto_target": Field(
+            str, "15m", "a drill slower than this (restore and checks) is DRILL_SLOW",
+            _is_duration,
+        ),
+        "probes": Field(
+            list, [], "queries run on the restored copy: {name, sql, expect}", _probes
+        ),
+    }
+)  # fmt: skip
+
 SECTION = Table(
     {
         "compression": Field(
@@ -90,10 +120,15 @@ SECTION = Table(
             str, "5s", "wait this long for another backup of the database, then exit 5",
             _is_duration,
         ),
+        "restore_privileges": Field(
+            bool, False,
+            "restore the backup's GRANTs too (default: --no-privileges, as Supabase advises)",
+        ),
         "repos": Table(
             item=REPO,
             doc="repositories: [backup.repos.<name>] url = ...; none: file:<state_dir>/backups",
         ),
         "retention": RETENTION,
+        "drill": DRILL,
     }
 )  # fmt: skip

@@ -153,6 +153,11 @@ DEFAULT_SPEC: dict[str, dict[str, Any]] = {
     "AWS_SECRET_ACCESS_KEY": {"description": "backups to S3 / AWS Secrets Manager: secret key"},
     "BACKUP_S3_ACCESS_KEY_ID": {"description": "backups: S3-compatible store access key id"},
     "BACKUP_S3_SECRET_ACCESS_KEY": {"description": "backups: S3-compatible store secret key"},
+    "DRILL_DATABASE_URL": {
+        "kind": "postgres_dsn",
+        "description": "drills: a server to restore drills on (when [backup.drill] dsn_secret "
+        "names it; default: the embedded PostgreSQL)",
+    },
     "BACKUP_AGE_IDENTITY": {
         "description": "backups: the age identity (AGE-SECRET-KEY-1...) that opens encrypted "
         "backups; only where restores and drills run",

@@ -110,6 +110,15 @@ class Repository(abc.ABC):
                 listing.unreadable.append(backup_id)
         return listing
 
+    def write_file(self, backup_id: str, name: str, data: bytes) -> None:
+        """Write a small file beside a backup (a drill report), atomically; never the manifest."""
+        import re
+
+        if name == MANIFEST_NAME or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,120}", name):
+            raise ValueError(f"{name!r} is not a file name a repository takes")
+        key = f"{check_backup_id(backup_id)}/{name}"
+        self._guard("write a file of", lambda: self._put(key, data))
+
     def open_artifact(self, backup_id: str, name: str) -> IO[bytes]:
         """A binary stream of ``<backup_id>/<name>`` (close it after)."""
         key = f"{check_backup_id(backup_id)}/{name}"

@@ -1,0 +1,115 @@
+"""`drill run` against the real servers: a clean backup passes with its RTO and a report
+beside it; a corrupted one is BACKUP_CORRUPT and DRILL_FAILED; none is DRILL_NOT_RUN."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from tests.backup.test_backup_run import _config, _manifests, _seed
+
+DRILL = '[backup.drill]\ndsn_secret = "DRILL_DATABASE_URL"\n'
+
+
+def _env(source: str, pg: Any) -> dict[str, str]:
+    return {"DATABASE_URL": source, "DRILL_DATABASE_URL": pg.dsn()}
+
+
+def _databases(pg: Any) -> set[str]:
+    with pg.admin() as conn:
+        return {r[0] for r in conn.execute("select datname from pg_database").fetchall()}
+
+
+def test_a_clean_backup_passes_its_drill_with_an_rto_and_a_report(
+    migrated_db: str, pg: Any, tmp_path: Path, cli: Any
+) -> None:
+    _seed(migrated_db)
+    probe = (
+        '[[backup.drill.probes]]\nname = "offers"\n'
+        'sql = "select count(*) from public.offers"\nexpect = "300"\n'
+    )
+    _config(tmp_path, DRILL + probe)
+    env = _env(migrated_db, pg)
+    assert cli("backup", "run", env=env).exit_code == 0
+    before = _databases(pg)
+    with psycopg.connect(migrated_db) as conn:
+        source_before = conn.execute("select count(*) from public.offers").fetchone()
+    result = cli("drill", "run", "--json", env=env)
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert [f["code"] for f in payload["findings"]] == ["DRILL_PASSED"], payload["findings"]
+    data = payload["data"]
+    assert data["rto_seconds"] > 0 and {"prepare", "fetch_and_restore", "verify", "checks"} <= set(
+        data["stages"]
+    )
+    assert data["checks"]["probes_failed"] == [] and data["checks"]["schema"] == []
+    assert data["checks"]["sequences_behind"] == [] and data["checks"]["tables"] > 30
+    assert _databases(pg) == before  # the scratch database is gone
+    with psycopg.connect(migrated_db) as conn:  # the source is untouched
+        assert conn.execute("select count(*) from public.offers").fetchone() == source_before
+    [manifest] = _manifests(tmp_path / "backups")
+    reports = list((tmp_path / "backups" / manifest["backup_id"]).glob("drill-*.json"))
+    assert len(reports) == 1
+    assert json.loads(reports[0].read_text())["findings"][0]["code"] == "DRILL_PASSED"
+
+
+def test_a_failing_probe_and_a_slow_drill_are_reported(
+    migrated_db: str, pg: Any, tmp_path: Path, cli: Any
+) -> None:
+    probe = '[[backup.drill.probes]]\nname = "offers"\nsql = "select 1"\nexpect = "2"\n'
+    _config(tmp_path, DRILL + probe)
+    env = _env(migrated_db, pg)
+    assert cli("backup", "run", env=env).exit_code == 0
+    failed = json.loads(cli("drill", "run", "--json", env=env).stdout)
+    assert [f["code"] for f in failed["findings"]] == ["DRILL_FAILED"]
+    assert failed["data"]["checks"]["probes_failed"] == ["offers: got '1', expected '2'"]
+    _config(tmp_path, DRILL + '\nrto_target = "1ms"\n')
+    slow = cli("drill", "run", "--json", env=env)
+    assert slow.exit_code == 0 and [f["code"] for f in json.loads(slow.stdout)["findings"]] == [
+        "DRILL_SLOW"
+    ]
+
+
+def test_a_corrupted_backup_fails_its_drill_and_no_backup_is_not_a_pass(
+    migrated_db: str, pg: Any, tmp_path: Path, cli: Any
+) -> None:
+    _config(tmp_path, DRILL)
+    env = _env(migrated_db, pg)
+    none = cli("drill", "run", "--json", env=env)
+    assert none.exit_code == 2 or none.exit_code == 1
+    assert [f["code"] for f in json.loads(none.stdout)["findings"]] == ["DRILL_NOT_RUN"]
+    assert cli("backup", "run", env=env).exit_code == 0
+    [manifest] = _manifests(tmp_path / "backups")
+    stored = tmp_path / "backups" / manifest["backup_id"] / manifest["artifacts"][0]["name"]
+    blob = bytearray(stored.read_bytes())
+    blob[len(blob) // 3] ^= 0xFF
+    stored.write_bytes(bytes(blob))
+    before = _databases(pg)
+    bad = cli("drill", "run", "--json", env=env)
+    assert bad.exit_code == 1
+    assert [f["code"] for f in json.loads(bad.stdout)["findings"]] == [
+        "BACKUP_CORRUPT",
+        "DRILL_FAILED",
+    ]
+    assert _databases(pg) == before
+
+
+def test_with_restore_privileges_the_drill_compares_the_grants_and_sees_them_widened(
+    migrated_db: str, pg: Any, tmp_path: Path, cli: Any
+) -> None:
+    """Known gap, held in place until restore fixes it (docs/backups.md, "Grants"):
+    tables created by pg_restore also get the target's default privileges (the
+    bootstrap's, as Supabase's: everything to the API roles), which the dump's
+    GRANTs do not take back. The drill must say so, not pass."""
+    _config(tmp_path, "[backup]\nrestore_privileges = true\n" + DRILL)
+    env = _env(migrated_db, pg)
+    assert cli("backup", "run", env=env).exit_code == 0
+    result = cli("drill", "run", "--json", env=env)
+    payload = json.loads(result.stdout)
+    assert payload["data"]["checks"]["grants_compared"] is True
+    assert result.exit_code == 1 and [f["code"] for f in payload["findings"]] == ["DRILL_FAILED"]
+    failures = payload["findings"][0]["details"]["failures"]
+    assert failures and all(f.startswith("GRANT_MISMATCH public.") for f in failures)
