@@ -88,10 +88,38 @@ def step_preflight(state: UpState) -> list[Finding]:
     return report.findings
 
 
+def step_backup(state: UpState) -> list[Finding]:
+    """Back up the embedded database (another database is backed up by `backup run` from cron)."""
+    assert state.target is not None
+    if not state.target.embedded:
+        return [
+            F.info("BACKUP_SKIPPED", "backup", "up backs up only the embedded database; "
+                   "schedule `empire-ops backup run` (and `drill run`) for this one")
+        ]  # fmt: skip
+    from ops.backup.dump import run_backup
+
+    report = run_backup(state.target, state.config)
+    if not report.exit_code:
+        state.facts["backup_id"] = report.backup_id
+    return report.findings
+
+
+def step_drill(state: UpState) -> list[Finding]:
+    """Prove the backup just taken restores, and say how long it took (the RTO)."""
+    backup_id = state.facts.get("backup_id")
+    if not backup_id:
+        return [F.info("DRILL_SKIPPED", "drill", "no backup was taken by this run")]
+    from ops.backup.drill import run_drill
+
+    return run_drill(state.config, str(backup_id)).findings
+
+
 STEPS: list[tuple[str, Step]] = [
     ("database", step_database),
     ("migrate", step_migrate),
     ("preflight", step_preflight),
+    ("backup", step_backup),
+    ("drill", step_drill),
 ]
 DEMO_STEP: tuple[str, Step] = ("demo", step_demo)
 
