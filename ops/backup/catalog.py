@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from ops import findings as F
@@ -73,6 +74,12 @@ def list_backups(config: Config, repositories: Sequence[str] = ()) -> BackupList
             "incomplete": listing.incomplete,
             "unreadable": listing.unreadable,
         }
+        if listing.manifests:
+            out.findings += freshness(
+                repo.name, listing.manifests, repo.drill_times(),
+                stale_after=config.seconds("backup.stale_after"),
+                drill_stale_after=config.seconds("backup.drill.stale_after"),
+            )  # fmt: skip
         for backup_id in listing.incomplete:
             out.findings.append(
                 F.warning("BACKUP_INCOMPLETE", f"{repo.name}:{backup_id}",
@@ -84,6 +91,41 @@ def list_backups(config: Config, repositories: Sequence[str] = ()) -> BackupList
                 F.error("BACKUP_UNREADABLE", f"{repo.name}:{backup_id}",
                         "its manifest does not parse: the backup cannot be trusted")
             )  # fmt: skip
+    return out
+
+
+def freshness(
+    repo_name: str,
+    manifests: Sequence[BackupManifest],
+    drills: Sequence[str],
+    *,
+    stale_after: float,
+    drill_stale_after: float,
+    now: datetime | None = None,
+) -> list[Finding]:
+    """BACKUP_STALE / DRILL_STALE for one repository. Pure.
+
+    ``drills`` are the drill reports' UTC times (``drill-<time>.json``).
+    The newest *verified* backup counts (a verify or a passed drill sets
+    ``verified_at``): an unproven backup is no reason to feel safe.
+    """
+    now = now or datetime.now(UTC)
+    out: list[Finding] = []
+    verified = [m for m in manifests if m.complete and m.verified_at]
+    newest = max((datetime.fromisoformat(m.verified_at or "") for m in verified), default=None)
+    if newest is None:
+        out.append(F.warning("BACKUP_STALE", repo_name, "no backup here has been verified or "
+                             "drilled yet: run `empire-ops drill run`"))  # fmt: skip
+    elif (now - newest).total_seconds() > stale_after:
+        hours = (now - newest).total_seconds() / 3600
+        limit = stale_after / 3600
+        out.append(F.warning("BACKUP_STALE", repo_name, f"the newest verified backup was "
+                             f"verified {hours:.0f} h ago (limit {limit:.0f} h)"))  # fmt: skip
+    last = max((datetime.fromisoformat(d) for d in drills), default=None)
+    if last is None or (now - last).total_seconds() > drill_stale_after:
+        when = "never" if last is None else f"{(now - last).days} days ago"
+        out.append(F.warning("DRILL_STALE", repo_name, f"the last restore drill ran {when} "
+                             f"(limit {drill_stale_after / 86400:.0f} days)"))  # fmt: skip
     return out
 
 

@@ -200,6 +200,7 @@ def run_drill(
                       f"of {report.rto_target_seconds:.0f} s")
         )  # fmt: skip
     else:
+        _mark_verified(repo, manifest)
         report.findings.append(
             F.ok("DRILL_PASSED", subject,
                  f"{restored.tables} tables restored with their row counts in "
@@ -224,6 +225,17 @@ def _schema_findings(conn: db.Connection[Any], manifest: Any, *, grants: bool) -
         f for f in check_schema(conn, pending=False)
         if f.is_problem and f.severity >= F.Severity.ERROR and f.code not in skip
     ]  # fmt: skip
+
+
+def _mark_verified(repo: Any, manifest: Any) -> None:
+    """A passed drill proves the backup: record ``verified_at`` (best effort, logged)."""
+    import logging
+    from dataclasses import replace
+
+    try:
+        repo.write_manifest(replace(manifest, verified_at=utc_now()))
+    except OpsError as exc:
+        logging.getLogger(__name__).warning("could not record verified_at: %s", exc.message)
 
 
 def _record(repo: Any, backup_id: str, report: DrillReport) -> None:

@@ -91,6 +91,10 @@ DRILL = Table(
             str, "15m", "a drill slower than this (restore and checks) is DRILL_SLOW",
             _is_duration,
         ),
+        "stale_after": Field(
+            str, "8d", "DRILL_STALE when the newest drill report is older than this",
+            _is_duration,
+        ),
         "probes": Field(
             list, [], "queries run on the restored copy: {name, sql, expect}", _probes
         ),
@@ -118,6 +122,10 @@ SECTION = Table(
         "pg_dump": Field(str, "", "a pg_dump to use (default: the newest found)"),
         "lock_timeout": Field(
             str, "5s", "wait this long for another backup of the database, then exit 5",
+            _is_duration,
+        ),
+        "stale_after": Field(
+            str, "26h", "BACKUP_STALE when the newest verified backup is older than this",
             _is_duration,
         ),
         "restore_privileges": Field(

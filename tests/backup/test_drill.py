@@ -113,3 +113,50 @@ def test_with_restore_privileges_the_drill_compares_the_grants_and_sees_them_wid
     assert result.exit_code == 1 and [f["code"] for f in payload["findings"]] == ["DRILL_FAILED"]
     failures = payload["findings"][0]["details"]["failures"]
     assert failures and all(f.startswith("GRANT_MISMATCH public.") for f in failures)
+
+
+def test_freshness_counts_only_proven_backups_and_recent_drills() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from ops.backup.catalog import freshness
+    from ops.backup.manifest import BackupManifest
+
+    now = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
+
+    def manifest(verified: datetime | None) -> BackupManifest:
+        return BackupManifest(
+            "20261201T000000Z-aaaaaa", "complete", {}, "18.6", "custom", "zstd", 3, [],
+            "2026-12-01T00:00:00+00:00", "", 0.0, [], [], {}, None, "x",
+            verified_at=verified.isoformat() if verified else None,
+        )  # fmt: skip
+
+    day = 86400.0
+
+    def check(verified: datetime | None, drills: list[datetime]) -> list[str]:
+        found = freshness(
+            "r", [manifest(verified)], [d.isoformat() for d in drills],
+            stale_after=day, drill_stale_after=8 * day, now=now,
+        )  # fmt: skip
+        return [f"{f.code}: {f.message}" for f in found]
+
+    assert check(now - timedelta(hours=2), [now - timedelta(days=1)]) == []
+    never = check(None, [])
+    assert [f.split(":")[0] for f in never] == ["BACKUP_STALE", "DRILL_STALE"]
+    old = check(now - timedelta(days=3), [now - timedelta(days=9)])
+    assert [f.split(":")[0] for f in old] == ["BACKUP_STALE", "DRILL_STALE"]
+    assert "72 h ago" in old[0]
+
+
+def test_a_passed_drill_marks_the_backup_verified_and_list_sees_it_fresh(
+    migrated_db: str, pg: Any, tmp_path: Path, cli: Any
+) -> None:
+    _config(tmp_path, DRILL)
+    env = _env(migrated_db, pg)
+    assert cli("backup", "run", env=env).exit_code == 0
+    stale = json.loads(cli("backup", "list", "--json", env=env).stdout)["findings"]
+    assert {f["code"] for f in stale} == {"BACKUP_STALE", "DRILL_STALE"}
+    assert cli("drill", "run", env=env).exit_code == 0
+    [manifest] = _manifests(tmp_path / "backups")
+    assert manifest["verified_at"]
+    fresh = json.loads(cli("backup", "list", "--json", env=env).stdout)["findings"]
+    assert fresh == []

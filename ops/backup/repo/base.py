@@ -119,6 +119,18 @@ class Repository(abc.ABC):
         key = f"{check_backup_id(backup_id)}/{name}"
         self._guard("write a file of", lambda: self._put(key, data))
 
+    def drill_times(self) -> list[str]:
+        """The UTC times (ISO 8601) of the drill reports beside the backups."""
+        import re
+
+        out = []
+        for key in self._guard("list", lambda: self._list("")):
+            m = re.search(r"/drill-(\d{4}-\d\d-\d\dT\d{6})Z\.json$", key)
+            if m:
+                t = m.group(1)
+                out.append(f"{t[:13]}:{t[13:15]}:{t[15:17]}+00:00")
+        return out
+
     def open_artifact(self, backup_id: str, name: str) -> IO[bytes]:
         """A binary stream of ``<backup_id>/<name>`` (close it after)."""
         key = f"{check_backup_id(backup_id)}/{name}"
