@@ -353,9 +353,17 @@ def run_backup(
         settings.dump_name, "dump", tee.size, tee.sha.hexdigest(), settings.compression,
         bool(settings.recipients),
     )  # fmt: skip
+    extra: dict[str, Artifact] = {}
+    if config.get("backup.secrets_snapshot") and error is None:
+        live = [r for r in repos if r.name not in tee.failed]
+        extra, problem = _store_secrets_snapshot(config, live, backup_id)
+        if problem:
+            report.findings.append(F.warning("BACKUP_SECRETS_SNAPSHOT_FAILED", backup_id, problem))
     for repo in repos:
         failure = error or tee.failed.get(repo.name)
         record = _manifest_for(manifest, done, failure)
+        if not failure and repo.name in extra:
+            record.artifacts.append(extra[repo.name])
         try:
             repo.write_manifest(record)
         except OpsError as exc:
@@ -365,6 +373,41 @@ def run_backup(
             report.manifest = record
         report.findings.append(_finding(repo, record, failure))
     return report
+
+
+def _store_secrets_snapshot(
+    config: Config, repos: Sequence[Repository], backup_id: str
+) -> tuple[dict[str, Artifact], str | None]:
+    """Write an encrypted secrets snapshot (``secrets snapshot``'s format) beside the backup.
+
+    Returns the artifact per repository that took it, and what went wrong
+    (None when all did). The snapshot is encrypted with its own passphrase
+    (``[secrets.snapshot]``); the manifest records only its size and sha256.
+    """
+    import tempfile
+    from pathlib import Path
+
+    from ops.secrets.snapshot import snapshot_secrets
+
+    try:
+        with tempfile.TemporaryDirectory(prefix="empire-secrets-") as tmp:
+            blob = snapshot_secrets(config, folder=Path(tmp)).path.read_bytes()
+    except OpsError as exc:
+        return {}, f"no secrets snapshot beside the backup: {exc.message}"
+    artifact = Artifact(
+        "secrets.snap", "secrets", len(blob), hashlib.sha256(blob).hexdigest(), "none", True
+    )
+    stored: dict[str, Artifact] = {}
+    problems = []
+    for repo in repos:
+        try:
+            writer = repo.artifact_writer(backup_id, artifact.name)
+            writer.write(blob)
+            writer.commit()
+            stored[repo.name] = artifact
+        except OpsError as exc:
+            problems.append(f"{repo.name}: {exc.message}")
+    return stored, ("; ".join(problems) or None)
 
 
 def _manifest_for(base: BackupManifest, artifact: Artifact, failure: str | None) -> BackupManifest:

@@ -128,6 +128,10 @@ SECTION = Table(
             str, "26h", "BACKUP_STALE when the newest verified backup is older than this",
             _is_duration,
         ),
+        "secrets_snapshot": Field(
+            bool, False,
+            "store an encrypted secrets snapshot ([secrets.snapshot]) beside each backup",
+        ),
         "restore_privileges": Field(
             bool, False,
             "restore the backup's GRANTs too (default: --no-privileges, as Supabase advises)",

@@ -227,3 +227,35 @@ def test_verify_of_an_encrypted_backup_needs_the_right_identity(
     right = cli("backup", "verify", "latest", "--json", env={"BACKUP_AGE_IDENTITY": str(identity)})
     assert right.exit_code == 0, right.output
     assert str(identity) not in right.stdout + right.stderr
+
+
+def test_a_secrets_snapshot_is_stored_beside_the_backup_encrypted(
+    migrated_db: str, tmp_path: Path, cli: Any
+) -> None:
+    from ops.secrets.snapshot import read_snapshot
+
+    canary = "canary-secret-value-5e4d3c2b1a"
+    passphrase = "a long snapshot passphrase 42"
+    (tmp_path / ".env").write_text(
+        f"API_TOKEN={canary}\nEMPIRE_SNAPSHOT_PASSPHRASE='{passphrase}'\n"
+    )
+    (tmp_path / ".env").chmod(0o600)
+    _config(tmp_path, "[backup]\nsecrets_snapshot = true\n")
+    result = cli("backup", "run", "--json", env={"DATABASE_URL": migrated_db})
+    assert result.exit_code == 0, result.output
+    [manifest] = _manifests(tmp_path / "backups")
+    [secrets] = [a for a in manifest["artifacts"] if a["kind"] == "secrets"]
+    stored = tmp_path / "backups" / manifest["backup_id"] / secrets["name"]
+    assert canary.encode() not in stored.read_bytes()
+    assert read_snapshot(stored, passphrase)["API_TOKEN"] == canary
+    for text in (result.stdout, result.stderr, json.dumps(manifest)):
+        assert canary not in text and passphrase not in text
+
+
+def test_without_its_passphrase_the_backup_completes_and_says_the_snapshot_is_missing(
+    migrated_db: str, tmp_path: Path, cli: Any
+) -> None:
+    _config(tmp_path, "[backup]\nsecrets_snapshot = true\n")
+    result = cli("backup", "run", "--json", env={"DATABASE_URL": migrated_db})
+    codes = [f["code"] for f in json.loads(result.stdout)["findings"]]
+    assert result.exit_code == 0 and codes == ["BACKUP_SECRETS_SNAPSHOT_FAILED", "BACKUP_TAKEN"]
