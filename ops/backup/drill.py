@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from ops import db
@@ -242,7 +243,8 @@ def _record(repo: Any, backup_id: str, report: DrillReport) -> None:
     """Write the drill report beside the backup (a failure to write is logged, not raised)."""
     import logging
 
-    name = f"drill-{report.started_at.replace(':', '').replace('+0000', 'Z')}.json"
+    stamp = datetime.fromisoformat(report.started_at).strftime("%Y-%m-%dT%H%M%SZ")
+    name = f"drill-{stamp}.json"
     payload = json.dumps(report.envelope(), indent=2, sort_keys=True, default=str).encode()
     try:
         repo.write_file(backup_id, name, payload)

@@ -127,5 +127,5 @@ class BackupManifest:
 
 
 def utc_now() -> str:
-    """Now, UTC, ISO 8601 with seconds."""
-    return datetime.now(UTC).isoformat(timespec="seconds")
+    """Now, UTC, ISO 8601 to the microsecond (two backups in one second still order)."""
+    return datetime.now(UTC).isoformat(timespec="microseconds")
