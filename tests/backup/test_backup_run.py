@@ -37,6 +37,17 @@ def _config(tmp_path: Path, extra: str = "") -> None:
     )
 
 
+def _need(tool: str) -> None:
+    """Debian's ``age``/``zstd``: skipped with the reason on a laptop without them; CI has them."""
+    import shutil
+
+    from tests.conftest import require_service
+
+    require_service(
+        shutil.which(tool) is not None, f"`{tool}` is not installed (apt-get install {tool})"
+    )
+
+
 def _manifests(folder: Path) -> list[dict[str, Any]]:
     return [json.loads(p.read_text()) for p in sorted(folder.glob("*/manifest.json"))]
 
@@ -44,6 +55,7 @@ def _manifests(folder: Path) -> list[dict[str, Any]]:
 def test_a_backup_streams_into_the_repository_with_exact_counts_and_restores_by_hand(
     migrated_db: str, pg: Any, tmp_path: Path, cli: Any
 ) -> None:
+    _need("zstd")
     _seed(migrated_db)
     _config(tmp_path)
     result = cli("backup", "run", "--json", env={"DATABASE_URL": migrated_db})
@@ -102,6 +114,7 @@ def test_an_encrypted_backup_holds_no_plaintext_and_opens_only_with_its_identity
 ) -> None:
     from pyrage import x25519
 
+    _need("age")
     _seed(migrated_db)
     identity, other = x25519.Identity.generate(), x25519.Identity.generate()
     _config(tmp_path, f'[backup]\nrecipients = ["{identity.to_public()}"]\n'
