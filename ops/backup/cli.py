@@ -101,6 +101,20 @@ def verify(
     _render(verify_backups(state(ctx).config, which, every=every, repository=repo), as_json)
 
 
+@app.command("prune")
+def prune(
+    ctx: typer.Context,
+    apply: bool = typer.Option(False, "--apply", help="Delete (default: a dry run)."),
+    repo: list[str] = typer.Option([], "--repo", help="Only this repository (repeatable)."),
+    as_json: bool = _JSON,
+) -> None:
+    """Apply [backup.retention]: say what it keeps and deletes, and why; --apply deletes."""
+    from ops.backup.prune import prune_configured
+
+    configure_logging_from(ctx)
+    _render(prune_configured(state(ctx).config, repo, apply=apply), as_json)
+
+
 def restore(
     ctx: typer.Context,
     which: str = typer.Argument(..., help="A backup id, or latest."),
