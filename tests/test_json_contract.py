@@ -135,6 +135,9 @@ CASES: dict[str, Case] = {
         needs="migrated",
         before=(("backup", "run"),),
     ),
+    "backup prune": Case(
+        ("backup", "prune", "--json"), REPORT_KEYS | {"apply", "policy", "repositories"}
+    ),
     "backup verify": Case(
         ("backup", "verify", "latest", "--json"),
         REPORT_KEYS | {"backups"},
