@@ -108,7 +108,7 @@ def prune(
     repo: list[str] = typer.Option([], "--repo", help="Only this repository (repeatable)."),
     as_json: bool = _JSON,
 ) -> None:
-    """Apply [backup.retention]: say what it keeps and deletes, and why; --apply deletes."""
+    """Apply the retention policy: what it keeps and deletes, and why; --apply deletes."""
     from ops.backup.prune import prune_configured
 
     configure_logging_from(ctx)
