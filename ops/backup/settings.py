@@ -19,6 +19,10 @@ def _zstd_level(v: Any) -> Any:
     return v
 
 
+def _duration_or_empty(v: Any) -> Any:
+    return _is_duration(v) if v else v
+
+
 def _recipients(v: Any) -> Any:
     for i, item in enumerate(v):
         if not isinstance(item, str) or not _AGE_RECIPIENT.fullmatch(item):
@@ -63,7 +67,12 @@ RETENTION = Table(
         "keep_daily": Field(int, 7, "keep the newest backup of each of the last N days", _is_count),
         "keep_weekly": Field(int, 4, "... of each of the last N ISO weeks", _is_count),
         "keep_monthly": Field(int, 6, "... of each of the last N months", _is_count),
-        "max_age": Field(str, "", "delete backups older than this unless a tier keeps them"),
+        "max_age": Field(
+            str,
+            "",
+            'delete backups older than this unless a tier keeps them ("": never)',
+            _duration_or_empty,
+        ),
     }
 )
 
