@@ -59,15 +59,6 @@ S3_OPTIONS: dict[str, tuple[type, Any, str]] = {
 _LOCK_MODES = ("", "GOVERNANCE", "COMPLIANCE")
 _SSE = ("", "AES256", "aws:kms")
 _STYLES = ("auto", "path", "virtual")
-# get_object_retention's answers for "no lock here": the bucket has no Object Lock
-# configuration (AWS says InvalidRequest), or the object has no retention.
-_NO_LOCK = {
-    "InvalidRequest",
-    "ObjectLockConfigurationNotFoundError",
-    "NoSuchObjectLockConfiguration",
-    "NoSuchKey",
-    "NotImplemented",
-}
 _DENIED = {"AccessDenied", "AllAccessDisabled", "Forbidden", "403"}
 _BAD_CREDENTIALS = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken", "ExpiredToken"}
 
@@ -96,6 +87,7 @@ class _S3Writer(ArtifactWriter):
         self.upload_id: str | None = None
         self.parts: list[dict[str, Any]] = []
         self.closed = False
+        self.args = repo.write_args()  # one retain-until date for the whole artifact
 
     def _part_size(self) -> int:
         # Double the part size every 1000 parts, so an artifact can grow past
@@ -115,7 +107,7 @@ class _S3Writer(ArtifactWriter):
         assert not self.closed, "commit after commit or abort"
         if self.upload_id is None:
             body = bytes(self.buffer)
-            self._failsafe("write", lambda: self.repo.put_object(self.key, body))
+            self._failsafe("write", lambda: self.repo.put_object(self.key, body, self.args))
         else:
             if self.buffer:
                 last = bytes(self.buffer)
@@ -155,7 +147,7 @@ class _S3Writer(ArtifactWriter):
         client = self.repo.client
         if self.upload_id is None:
             answer = client.create_multipart_upload(
-                Bucket=self.repo.bucket, Key=self.key, **self.repo.write_args()
+                Bucket=self.repo.bucket, Key=self.key, **self.args
             )
             self.upload_id = str(answer["UploadId"])
         if len(self.parts) >= _MAX_PARTS:
@@ -182,6 +174,17 @@ class _S3Writer(ArtifactWriter):
             MultipartUpload={"Parts": self.parts},
         )
         self.upload_id = None  # completed: nothing left to abort
+        if "ObjectLockMode" in self.args:
+            # AWS applies the lock given at CreateMultipartUpload; some stores (moto)
+            # drop it on completion. Setting the same date again is allowed, and sure.
+            self.repo.client.put_object_retention(
+                Bucket=self.repo.bucket,
+                Key=self.key,
+                Retention={
+                    "Mode": self.args["ObjectLockMode"],
+                    "RetainUntilDate": self.args["ObjectLockRetainUntilDate"],
+                },
+            )
 
 
 class S3Repository(Repository):
@@ -248,7 +251,8 @@ class S3Repository(Repository):
                 config=BotoConfig(
                     connect_timeout=CONNECT_TIMEOUT,
                     read_timeout=READ_TIMEOUT,
-                    retries={"max_attempts": self.max_attempts, "mode": "standard"},
+                    # total_max_attempts counts the first request too (max_attempts would not).
+                    retries={"total_max_attempts": self.max_attempts, "mode": "standard"},
                     s3={"addressing_style": self.opt["addressing_style"]},
                 ),
             )
@@ -271,9 +275,10 @@ class S3Repository(Repository):
             )
         return args
 
-    def put_object(self, key: str, data: bytes) -> None:
+    def put_object(self, key: str, data: bytes, args: dict[str, Any] | None = None) -> None:
         """One PUT of a whole object (its full key), with the SSE and lock arguments."""
-        self.client.put_object(Bucket=self.bucket, Key=key, Body=data, **self.write_args())
+        extra = self.write_args() if args is None else args
+        self.client.put_object(Bucket=self.bucket, Key=key, Body=data, **extra)
 
     # -- the base's I/O ------------------------------------------------------------------
     def _writer(self, key: str) -> ArtifactWriter:
@@ -361,6 +366,8 @@ class S3Repository(Repository):
     def locked_until(self, backup_id: str) -> datetime | None:
         """When the Object Lock retention of ``backup_id``'s manifest ends, if still ahead.
 
+        (Reading it needs s3:GetObjectRetention; without it S3 hides the date.)
+
         None when the bucket has no Object Lock, the manifest has no retention or it
         has passed. Raises RepositoryError when S3 cannot be asked.
         """
@@ -369,13 +376,16 @@ class S3Repository(Repository):
         def ask() -> datetime | None:
             from botocore.exceptions import ClientError
 
+            # HeadObject carries the retention (ObjectLockRetainUntilDate) when there is
+            # one, in one request every S3-compatible store answers; GetObjectRetention
+            # errs differently per store when the bucket or the object has no lock.
             try:
-                answer = self.client.get_object_retention(Bucket=self.bucket, Key=key)
+                answer = self.client.head_object(Bucket=self.bucket, Key=key)
             except ClientError as exc:
-                if _code(exc) in _NO_LOCK:
+                if _code(exc) in ("404", "NoSuchKey", "NotFound"):
                     return None
                 raise
-            until = answer.get("Retention", {}).get("RetainUntilDate")
+            until = answer.get("ObjectLockRetainUntilDate")
             if not isinstance(until, datetime):
                 return None
             until = until.astimezone(UTC)
