@@ -48,13 +48,9 @@ def _version(value: bool) -> None:
     """``--version``: print the installed version and exit (read lazily: only when asked)."""
     if not value:
         return
-    from importlib.metadata import PackageNotFoundError, version
+    from ops import installed_version
 
-    try:
-        number = version("empire-ops")
-    except PackageNotFoundError:  # run from a source tree that was never installed
-        number = "unknown (not installed)"
-    typer.echo(f"empire-ops {number}")
+    typer.echo(f"empire-ops {installed_version('unknown (not installed)')}")
     raise typer.Exit(0)
 
 

@@ -50,6 +50,22 @@ class BackupList(F.FindingsReport):
         return {"repositories": self.repositories}
 
 
+def read_listing(repo: Any, findings: list[Finding], entries: dict[str, dict[str, Any]]) -> Any:
+    """``repo.list_manifests()``, or None after recording why it could not be listed.
+
+    An unreachable repository becomes a BACKUP_REPO_UNREACHABLE finding and an
+    ``{"url", "error"}`` entry, so one broken repository never stops the rest.
+    """
+    from ops.errors import OpsError
+
+    try:
+        return repo.list_manifests()
+    except OpsError as exc:
+        findings.append(F.error("BACKUP_REPO_UNREACHABLE", repo.name, exc.message))
+        entries[repo.name] = {"url": repo.describe(), "error": exc.message}
+        return None
+
+
 def list_backups(config: Config, repositories: Sequence[str] = ()) -> BackupList:
     """Read every manifest of the configured repositories (or ``repositories``). Read-only.
 
@@ -58,15 +74,11 @@ def list_backups(config: Config, repositories: Sequence[str] = ()) -> BackupList
     BACKUP_REPO_UNREACHABLE (error) for a repository that cannot be listed.
     """
     from ops.backup.dump import configured_repositories
-    from ops.errors import OpsError
 
     out = BackupList()
     for repo in configured_repositories(config, repositories):
-        try:
-            listing = repo.list_manifests()
-        except OpsError as exc:
-            out.findings.append(F.error("BACKUP_REPO_UNREACHABLE", repo.name, exc.message))
-            out.repositories[repo.name] = {"url": repo.describe(), "error": exc.message}
+        listing = read_listing(repo, out.findings, out.repositories)
+        if listing is None:
             continue
         out.repositories[repo.name] = {
             "url": repo.describe(),

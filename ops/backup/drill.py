@@ -231,12 +231,12 @@ def _schema_findings(conn: db.Connection[Any], manifest: Any, *, grants: bool) -
 def _mark_verified(repo: Any, manifest: Any) -> None:
     """A passed drill proves the backup: record ``verified_at`` (best effort, logged)."""
     import logging
-    from dataclasses import replace
 
-    try:
-        repo.write_manifest(replace(manifest, verified_at=utc_now()))
-    except OpsError as exc:
-        logging.getLogger(__name__).warning("could not record verified_at: %s", exc.message)
+    from ops.backup.verify import record_verified
+
+    problem = record_verified(repo, manifest)
+    if problem:
+        logging.getLogger(__name__).warning("could not record verified_at: %s", problem)
 
 
 def _record(repo: Any, backup_id: str, report: DrillReport) -> None:

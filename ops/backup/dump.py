@@ -110,16 +110,6 @@ def configured_repositories(config: Config, names: Sequence[str] = ()) -> list[R
     return out
 
 
-def empire_ops_version() -> str:
-    """The installed empire-ops version (``unknown`` in a never-installed source tree)."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("empire-ops")
-    except PackageNotFoundError:
-        return "unknown"
-
-
 def recipient_fingerprint(recipient: str) -> str:
     """A short, stable name for a public key (sha256 prefix): safe in any output."""
     return "age:" + hashlib.sha256(recipient.encode()).hexdigest()[:16]
@@ -241,6 +231,15 @@ def _database_facts(conn: db.Connection[Any]) -> dict[str, Any]:
     return facts
 
 
+def count_rows(conn: db.Connection[Any], qualified: str) -> int:
+    """Exact ``count(*)`` of the table ``schema.table`` (names quoted, never formatted)."""
+    schema, table = qualified.split(".", 1)
+    query = db.SQL("select count(*) as n from {}.{}").format(
+        db.Identifier(schema), db.Identifier(table)
+    )
+    return int(db.run_query(conn, query)[0]["n"])
+
+
 def _snapshot_facts(
     conn: db.Connection[Any], excluded: Sequence[str]
 ) -> tuple[str, list[str], dict[str, int], list[dict[str, str]], str | None]:
@@ -263,12 +262,8 @@ def _snapshot_facts(
         "where c.relkind = 'r' and n.nspname = any(%s) order by 1, 2",
         (schemas,),
     )
-    counts: dict[str, int] = {}
-    for t in tables:
-        query = db.SQL("select count(*) as n from {}.{}").format(
-            db.Identifier(t["nspname"]), db.Identifier(t["relname"])
-        )
-        counts[f"{t['nspname']}.{t['relname']}"] = int(db.run_query(conn, query)[0]["n"])
+    names = [f"{t['nspname']}.{t['relname']}" for t in tables]
+    counts = {name: count_rows(conn, name) for name in names}
     extensions = [
         {"name": r["extname"], "schema": r["nspname"], "version": r["extversion"]}
         for r in db.run_query(
@@ -313,6 +308,7 @@ def run_backup(
     PgDumpUnusable (exit 2), DatabaseUnreachable (exit 4), UsageError (exit 2)
     for an unknown repository name.
     """
+    from ops import installed_version
     from ops.backup.tools import find_tool
 
     settings = BackupSettings.from_config(config)
@@ -340,7 +336,7 @@ def run_backup(
                 recipients=[recipient_fingerprint(r) for r in settings.recipients],
                 started_at=utc_now(), finished_at="", seconds=0.0, schemas=schemas,
                 excluded_schemas=list(settings.exclude_schemas), tables=counts,
-                migration_version=version, empire_ops_version=empire_ops_version(),
+                migration_version=version, empire_ops_version=installed_version(),
                 extensions=extensions,
             )  # fmt: skip
             # The snapshot lives as long as this transaction: pg_dump runs inside it.

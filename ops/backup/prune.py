@@ -75,16 +75,13 @@ def prune(
     nothing deleted because the newest backup is not complete) or
     BACKUP_PRUNE_NOTHING (ok).
     """
-    from ops.errors import OpsError
+    from ops.backup.catalog import read_listing
 
     now = (now or datetime.now(UTC)).astimezone(UTC)
     report = PruneReport(apply=apply, policy=policy.to_dict())
     for repo in repositories:
-        try:
-            listing = repo.list_manifests()
-        except OpsError as exc:
-            report.findings.append(F.error("BACKUP_REPO_UNREACHABLE", repo.name, exc.message))
-            report.repositories[repo.name] = {"url": repo.describe(), "error": exc.message}
+        listing = read_listing(repo, report.findings, report.repositories)
+        if listing is None:
             continue
         decisions = plan_retention(
             listing.manifests,

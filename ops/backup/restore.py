@@ -209,13 +209,6 @@ def restore_backup(
     return report
 
 
-def _pg_restore(manifest: BackupManifest) -> Path:
-    from ops.backup.tools import find_tool
-
-    major = int(manifest.pg_dump_version.split(".")[0] or 0)
-    return find_tool("pg_restore", server_major=major).path
-
-
 def _run_restore(
     repo: Repository,
     manifest: BackupManifest,
@@ -231,7 +224,9 @@ def _run_restore(
 
     dump = manifest.artifact("dump")
     assert dump is not None
-    tool = _pg_restore(manifest)
+    from ops.backup.tools import pg_restore_for
+
+    tool = pg_restore_for(manifest.pg_dump_version).path
     conninfo, extra_env = db.tool_conninfo(dsn)
     import os
 
@@ -305,17 +300,15 @@ def _table_list(tool: Path, archive: Path, tables: Sequence[str], tmp: Path) -> 
 def _check_rows(
     dsn: str, manifest: BackupManifest, tables: Sequence[str], report: RestoreReport
 ) -> None:
+    from ops.backup.dump import count_rows
+
     started = time.monotonic()
     wanted = list(tables) or list(manifest.tables)
     differ = []
     with db.connect(dsn, autocommit=True) as conn:
         for name in wanted:
-            schema, table = name.split(".", 1)
-            query = db.SQL("select count(*) as n from {}.{}").format(
-                db.Identifier(schema), db.Identifier(table)
-            )
             try:
-                count = int(db.run_query(conn, query)[0]["n"])
+                count = count_rows(conn, name)
             except Exception:
                 count = -1
             if count != manifest.tables.get(name, -2):

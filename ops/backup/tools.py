@@ -52,6 +52,12 @@ def _candidates(name: str) -> list[Path]:
     return [p for p in found if p.is_file()]
 
 
+def pg_restore_for(pg_dump_version: str) -> PgTool:
+    """The pg_restore that reads an archive of ``pg_dump_version`` (its major or newer)."""
+    major = int(pg_dump_version.split(".")[0] or 0)
+    return find_tool("pg_restore", server_major=major)
+
+
 def find_tool(name: str, *, server_major: int, configured: str = "") -> PgTool:
     """The ``name`` (pg_dump, pg_restore) to use against a server of ``server_major``.
 

@@ -48,6 +48,15 @@ def _scope(
     return out
 
 
+def record_verified(repo: Repository, manifest: BackupManifest) -> str | None:
+    """Rewrite the manifest with ``verified_at`` = now (atomic); the error's message, or None."""
+    try:
+        repo.write_manifest(replace(manifest, verified_at=utc_now()))
+    except OpsError as exc:
+        return exc.message
+    return None
+
+
 def verify_one(
     repo: Repository, manifest: BackupManifest, *, identity: Any = None, record: bool = True
 ) -> Finding:
@@ -59,14 +68,13 @@ def verify_one(
     error with exit 3 for a missing or wrong identity).
     """
     from ops.backup.stream import ProcessSink, read_artifact
-    from ops.backup.tools import find_tool
+    from ops.backup.tools import pg_restore_for
 
     subject = f"{repo.name}:{manifest.backup_id}"
     dump = manifest.artifact("dump")
     if dump is None:
         return F.error("BACKUP_CORRUPT", subject, "the manifest lists no dump artifact")
-    major = int(manifest.pg_dump_version.split(".")[0] or 0)
-    tool = find_tool("pg_restore", server_major=major)
+    tool = pg_restore_for(manifest.pg_dump_version)
     proc = subprocess.Popen(
         [str(tool.path), "--list"],
         stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
@@ -86,14 +94,12 @@ def verify_one(
     if rc != 0:
         last = stderr.strip().splitlines()[-1] if stderr.strip() else "(no message)"
         return F.error("BACKUP_CORRUPT", subject, f"pg_restore --list refused it: {last}")
-    if record:
-        try:
-            repo.write_manifest(replace(manifest, verified_at=utc_now()))
-        except OpsError as exc:
-            return F.warning(
-                "BACKUP_VERIFY_NOT_RECORDED", subject,
-                f"the backup is sound, but verified_at could not be recorded: {exc.message}",
-            )  # fmt: skip
+    problem = record_verified(repo, manifest) if record else None
+    if problem:
+        return F.warning(
+            "BACKUP_VERIFY_NOT_RECORDED", subject,
+            f"the backup is sound, but verified_at could not be recorded: {problem}",
+        )  # fmt: skip
     return F.ok(
         "BACKUP_VERIFIED", subject,
         f"{result.stored_size} bytes match sha256; {result.decoded_size} bytes of archive "
