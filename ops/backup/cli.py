@@ -128,8 +128,10 @@ def restore(
         False, "--force-production", help="Restore over the configured database itself."
     ),
     repo: str = typer.Option(None, "--repo", help="Take the backup from this repository."),
-    privileges: bool = typer.Option(
-        None, "--privileges/--no-privileges", help="Restore GRANTs (default: config, off)."
+    grants: bool = typer.Option(
+        None,
+        "--grants/--no-grants",
+        help="Give restored objects the backup's recorded grants (default: config, on).",
     ),
     as_json: bool = _JSON,
 ) -> None:
@@ -140,7 +142,7 @@ def restore(
     report = restore_backup(
         state(ctx).config, which, target_db=target_db, target_dsn=target_dsn, create=create,
         jobs=jobs, tables=table, force=force, force_production=force_production, repository=repo,
-        privileges=privileges,
+        grants=grants,
     )  # fmt: skip
     if not as_json:
         stages = ", ".join(f"{k} {v:.2f} s" for k, v in report.stages.items())

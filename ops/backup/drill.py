@@ -126,7 +126,13 @@ def run_drill(
     is dropped even on failure; the source is never touched.
     """
     from ops.backup.catalog import find_backup
-    from ops.backup.restore import RestoreReport, _check_rows, _run_restore, prepare_target
+    from ops.backup.restore import (
+        RestoreReport,
+        _check_rows,
+        _run_restore,
+        prepare_target,
+        restore_grants,
+    )
     from ops.backup.stream import load_identity
 
     report = DrillReport(started_at=utc_now())
@@ -157,14 +163,18 @@ def run_drill(
             report.stages["prepare"] = round(time.monotonic() - t, 3)
             restored = RestoreReport(backup_id=manifest.backup_id, repository=repo.name)
             restored.target = "scratch"
-            privileges = bool(config.get("backup.restore_privileges"))
-            _run_restore(repo, manifest, dsn, 1, (), identity, restored, privileges=privileges)
+            _run_restore(repo, manifest, dsn, 1, (), identity, restored)
+            grants = bool(config.get("backup.restore_grants")) and manifest.grants is not None
+            if grants:
+                problems += restore_grants(dsn, manifest, (), restored)
             report.stages.update(restored.stages)
             _check_rows(dsn, manifest, (), restored)
             report.stages["verify"] = restored.stages.get("verify", 0.0)
             t = time.monotonic()
             with db.connect(dsn, autocommit=True) as conn:
-                schema = _schema_findings(conn, manifest, grants=privileges)
+                schema = _schema_findings(conn, manifest, grants=grants)
+                if grants:
+                    schema += _grants_differ(conn, manifest)
                 sequences = _sequences_behind(conn)
                 probes = _probes(conn, list(config.get("backup.drill.probes")))
             report.stages["checks"] = round(time.monotonic() - t, 3)
@@ -183,7 +193,7 @@ def run_drill(
         "rows_differ": [f.message for f in restored.findings if f.code == "RESTORE_ROWS_DIFFER"],
         "schema": [f"{f.code} {f.subject}" for f in schema], "sequences_behind": sequences,
         "probes_failed": probes, "preparation": problems, "tables": restored.tables,
-        "grants_compared": privileges,
+        "grants_compared": grants,
     }  # fmt: skip
     failures = [
         *restored.errors, *report.checks["rows_differ"], *report.checks["schema"],
@@ -214,8 +224,9 @@ def run_drill(
 def _schema_findings(conn: db.Connection[Any], manifest: Any, *, grants: bool) -> list[Finding]:
     """Problems of the restored schema against the committed manifest (Empire backups only).
 
-    Without ``grants`` (restored with --no-privileges, the default) the
-    grants are the drill server's defaults, not the backup's: not compared.
+    Without ``grants`` (the backup's grants not put back: ``restore_grants``
+    off, or a backup that recorded none) the grants are the drill server's
+    defaults, not the backup's: not compared.
     """
     if "public.admin_logs" not in manifest.tables:
         return []  # not the Empire schema: nothing committed to compare with
@@ -226,6 +237,31 @@ def _schema_findings(conn: db.Connection[Any], manifest: Any, *, grants: bool) -
         f for f in check_schema(conn, pending=False)
         if f.is_problem and f.severity >= F.Severity.ERROR and f.code not in skip
     ]  # fmt: skip
+
+
+def _grants_differ(conn: db.Connection[Any], manifest: Any) -> list[Finding]:
+    """GRANT_RESTORED_DIFFERS for each restored object whose grants are not the recorded ones
+    (roles the drill server lacks left aside: those are preparation warnings)."""
+    from ops.backup.grants import read_grants
+
+    roles = {r["rolname"] for r in db.run_query(conn, "select rolname from pg_roles")} | {"PUBLIC"}
+    have = read_grants(conn, manifest.schemas)
+    out = []
+    for key, entry in sorted((manifest.grants or {}).items()):
+        got = have.get(key)
+        if got is None:
+            continue  # not restored: the row and schema checks say so
+        want = {r: p for r, p in entry["grants"].items() if r in roles}
+        want_cols = {}
+        for column, by_role in entry.get("columns", {}).items():
+            if kept := {r: p for r, p in by_role.items() if r in roles}:
+                want_cols[column] = kept
+        if got["grants"] != want or got.get("columns", {}) != want_cols:
+            out.append(
+                F.error("GRANT_RESTORED_DIFFERS", key,
+                        f"{key} carries other grants than the backup recorded")
+            )  # fmt: skip
+    return out
 
 
 def _mark_verified(repo: Any, manifest: Any) -> None:

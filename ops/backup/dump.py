@@ -283,6 +283,12 @@ def _snapshot_facts(
     return snapshot, schemas, counts, extensions, version
 
 
+def _recorded_grants(conn: db.Connection[Any], schemas: Sequence[str]) -> dict[str, Any]:
+    from ops.backup.grants import read_grants
+
+    return read_grants(conn, schemas)
+
+
 def _pg_dump_command(
     tool: Any, settings: BackupSettings, conninfo: str, snapshot: str
 ) -> list[str]:
@@ -337,7 +343,7 @@ def run_backup(
                 started_at=utc_now(), finished_at="", seconds=0.0, schemas=schemas,
                 excluded_schemas=list(settings.exclude_schemas), tables=counts,
                 migration_version=version, empire_ops_version=installed_version(),
-                extensions=extensions,
+                extensions=extensions, grants=_recorded_grants(snap_conn, schemas),
             )  # fmt: skip
             # The snapshot lives as long as this transaction: pg_dump runs inside it.
             tee, error = _dump(target, settings, tool, snapshot, repos, backup_id)

@@ -82,6 +82,8 @@ class BackupManifest:
     empire_ops_version: str
     artifacts: list[Artifact] = field(default_factory=list)
     extensions: list[dict[str, str]] = field(default_factory=list)  # name, schema, version
+    # "kind schema.name" -> {grants, columns}: ops/backup/grants.py; None: not recorded
+    grants: dict[str, Any] | None = None
     verified_at: str | None = None
     error: str | None = None
     manifest_version: int = MANIFEST_VERSION

@@ -2,8 +2,10 @@
 
 Stages: *fetch* (read, hash, decrypt and decompress; into pg_restore's stdin,
 or into a local file when ``-j N`` or ``--table`` needs a seekable archive),
-*restore* (``pg_restore --no-owner --no-privileges``), *verify* (every
-restored table's row count against the manifest's). Before restoring, the
+*restore* (``pg_restore --no-owner --no-privileges``), *grants* (each
+restored object given exactly the grants the backup recorded, see
+:mod:`ops.backup.grants`), *verify* (every restored table's row count
+against the manifest's). Before restoring, the
 backup's extensions are created in their schemas (the dump leaves Supabase's
 ``extensions`` schema out). pg_restore's errors are sorted into expected ones
 (objects a Supabase-like target already has) and real ones.
@@ -143,20 +145,22 @@ def restore_backup(
     force_production: bool = False,
     repository: str | None = None,
     source_dsn: str | None = None,
-    privileges: bool | None = None,
+    grants: bool | None = None,
 ) -> RestoreReport:
     """Restore ``which`` (an id or ``latest``) into ``target_db`` (on the configured server) or
     ``target_dsn``.
 
-    ``privileges`` (default ``[backup] restore_privileges``, off) restores the
-    backup's GRANTs; without it the target's default privileges apply (on
-    Supabase: everything to the API roles), see docs/backups.md.
+    ``grants`` (default ``[backup] restore_grants``, on) gives each restored
+    object exactly the grants the backup recorded; without it the target's
+    default privileges apply (on Supabase: everything to the API roles).
     Refuses, before touching anything: neither or both targets, a target that
     is the configured database itself without ``force_production``, a
     non-empty target without ``force`` (all UsageError, exit 2), a malformed
     ``--table``. Findings: RESTORE_DONE (ok), RESTORE_ERRORS (error: real
     pg_restore errors), RESTORE_ROWS_DIFFER (error), RESTORE_EXTENSION
-    (warning). Raises BackupNotFound/BackupIdInvalid (exit 2), BackupCorrupt
+    (warning), RESTORE_GRANTS (warning: a recorded grant that could not be
+    given, e.g. to a role the target lacks), RESTORE_GRANTS_UNKNOWN (warning: the
+    backup recorded none). Raises BackupNotFound/BackupIdInvalid (exit 2), BackupCorrupt
     (exit 1), SecretsError (exit 3) for the identity, DatabaseUnreachable (4).
     """
     from ops.backup.catalog import find_backup
@@ -202,9 +206,11 @@ def restore_backup(
             report.findings.append(F.warning("RESTORE_EXTENSION", report.target, problem))
     dump = manifest.artifact("dump")
     identity = load_identity(config) if dump is not None and dump.encrypted else None
-    if privileges is None:
-        privileges = bool(config.get("backup.restore_privileges"))
-    _run_restore(repo, manifest, dsn, jobs, tables, identity, report, privileges=privileges)
+    _run_restore(repo, manifest, dsn, jobs, tables, identity, report)
+    if grants is None:
+        grants = bool(config.get("backup.restore_grants"))
+    if grants:
+        restore_grants(dsn, manifest, tables, report)
     _check_rows(dsn, manifest, tables, report)
     return report
 
@@ -217,8 +223,6 @@ def _run_restore(
     tables: Sequence[str],
     identity: Any,
     report: RestoreReport,
-    *,
-    privileges: bool = False,
 ) -> None:
     from ops.backup.stream import ProcessSink, read_artifact
 
@@ -231,9 +235,10 @@ def _run_restore(
     import os
 
     env = {**os.environ, **extra_env}
-    base = [str(tool), "--no-owner", f"--dbname={conninfo}"]
-    if not privileges:
-        base.insert(2, "--no-privileges")
+    # --no-privileges: the source's roles may be missing here, and the dump's
+    # GRANTs would not take back the target's default privileges anyway;
+    # restore_grants() puts the backup's grants back, exactly.
+    base = [str(tool), "--no-owner", "--no-privileges", f"--dbname={conninfo}"]
     if jobs == 1 and not tables:
         started = time.monotonic()
         proc = subprocess.Popen(
@@ -271,6 +276,37 @@ def _run_restore(
                 details={"errors": report.errors[:20]},
             )
         )  # fmt: skip
+
+
+def restore_grants(
+    dsn: str, manifest: BackupManifest, tables: Sequence[str], report: RestoreReport
+) -> list[str]:
+    """Give the restored objects exactly the backup's recorded grants (stage ``grants``).
+
+    Returns the problems, each also a RESTORE_GRANTS warning; a backup that
+    recorded no grants (taken before they were recorded) is one
+    RESTORE_GRANTS_UNKNOWN warning and leaves the target's defaults.
+    """
+    from ops.backup.grants import apply_grants
+
+    if manifest.grants is None:
+        report.findings.append(
+            F.warning("RESTORE_GRANTS_UNKNOWN", report.target,
+                      f"{manifest.backup_id} recorded no grants: the restored objects carry the "
+                      "target's default privileges")
+        )  # fmt: skip
+        return []
+    started = time.monotonic()
+    with db.connect(dsn, autocommit=True) as conn:
+        problems = apply_grants(conn, manifest.grants, only=tables)
+    report.stages["grants"] = round(time.monotonic() - started, 3)
+    if problems:
+        report.findings.append(
+            F.warning("RESTORE_GRANTS", report.target,
+                      f"{len(problems)} recorded grant(s) could not be given, e.g. {problems[0]}",
+                      details={"problems": problems[:50]})
+        )  # fmt: skip
+    return problems
 
 
 def _table_list(tool: Path, archive: Path, tables: Sequence[str], tmp: Path) -> Path:

@@ -141,9 +141,10 @@ SECTION = Table(
             bool, False,
             "store an encrypted secrets snapshot ([secrets.snapshot]) beside each backup",
         ),
-        "restore_privileges": Field(
-            bool, False,
-            "restore the backup's GRANTs too (default: --no-privileges, as Supabase advises)",
+        "restore_grants": Field(
+            bool, True,
+            "after a restore, give each object exactly the grants the backup recorded "
+            "(pg_restore itself runs --no-privileges, as Supabase advises)",
         ),
         "repos": Table(
             item=REPO,

@@ -97,22 +97,31 @@ def test_a_corrupted_backup_fails_its_drill_and_no_backup_is_not_a_pass(
     assert _databases(pg) == before
 
 
-def test_with_restore_privileges_the_drill_compares_the_grants_and_sees_them_widened(
+def test_the_drill_compares_the_restored_grants_with_the_backups_and_the_schemas(
     migrated_db: str, pg: Any, tmp_path: Path, cli: Any
 ) -> None:
-    """Known gap, held in place until restore fixes it (docs/backups.md, "Grants"):
-    tables created by pg_restore also get the target's default privileges (the
-    bootstrap's, as Supabase's: everything to the API roles), which the dump's
-    GRANTs do not take back. The drill must say so, not pass."""
-    _config(tmp_path, "[backup]\nrestore_privileges = true\n" + DRILL)
+    """The drill server's default privileges (the bootstrap's, as Supabase's:
+    everything to the API roles) are taken back by restore_grants: the grants
+    match both the backup's record and the committed manifest."""
+    _config(tmp_path, DRILL)
     env = _env(migrated_db, pg)
     assert cli("backup", "run", env=env).exit_code == 0
     result = cli("drill", "run", "--json", env=env)
     payload = json.loads(result.stdout)
     assert payload["data"]["checks"]["grants_compared"] is True
-    assert result.exit_code == 1 and [f["code"] for f in payload["findings"]] == ["DRILL_FAILED"]
-    failures = payload["findings"][0]["details"]["failures"]
-    assert failures and all(f.startswith("GRANT_MISMATCH public.") for f in failures)
+    assert [f["code"] for f in payload["findings"]] == ["DRILL_PASSED"], result.output
+    assert "grants" in payload["data"]["stages"]
+
+
+def test_without_restore_grants_the_drill_leaves_the_grants_uncompared(
+    migrated_db: str, pg: Any, tmp_path: Path, cli: Any
+) -> None:
+    _config(tmp_path, "[backup]\nrestore_grants = false\n" + DRILL)
+    env = _env(migrated_db, pg)
+    assert cli("backup", "run", env=env).exit_code == 0
+    payload = json.loads(cli("drill", "run", "--json", env=env).stdout)
+    assert payload["data"]["checks"]["grants_compared"] is False
+    assert "grants" not in payload["data"]["stages"]
 
 
 def test_freshness_counts_only_proven_backups_and_recent_drills() -> None:

@@ -52,7 +52,7 @@ def test_restore_into_a_new_database_matches_the_backup_and_is_timed(
         assert result.exit_code == 0, result.output
         data = json.loads(result.stdout)["data"]
         assert data["backup_id"] == backup_id and set(data["stages"]) == {
-            "fetch_and_restore", "verify"
+            "fetch_and_restore", "grants", "verify"
         }  # fmt: skip
         assert data["errors"] == [] and data["tables"] > 30
         restored = db.with_dbname(migrated_db, name)
@@ -65,7 +65,7 @@ def test_restore_into_a_new_database_matches_the_backup_and_is_timed(
             env={"DATABASE_URL": migrated_db},
         )  # fmt: skip
         stages = json.loads(parallel.stdout)["data"]["stages"]
-        assert set(stages) == {"fetch", "restore", "verify"}
+        assert set(stages) == {"fetch", "restore", "grants", "verify"}
     finally:
         _drop(pg, name)
 
