@@ -193,14 +193,22 @@ class _Tee:
         self.writers.clear()
 
 
-def _source(proc: subprocess.Popen[bytes], settings: BackupSettings) -> IO[bytes]:
+def _source(
+    proc: subprocess.Popen[bytes], settings: BackupSettings, strip: Sequence[str] = ()
+) -> IO[bytes]:
     assert proc.stdout is not None
+    dump: IO[bytes] = proc.stdout
+    if strip:
+        from ops.backup.archive import TocRewriter, strip_column_options
+
+        options = list(strip)
+        dump = TocRewriter(proc.stdout, lambda defn: strip_column_options(defn, options))  # type: ignore[assignment]
     if settings.compression != "zstd":
-        return proc.stdout
+        return dump
     import zstandard
 
     compressor = zstandard.ZstdCompressor(level=settings.zstd_level, threads=-1)
-    reader: IO[bytes] = compressor.stream_reader(proc.stdout, read_size=CHUNK)
+    reader: IO[bytes] = compressor.stream_reader(dump, read_size=CHUNK)
     return reader
 
 
@@ -283,6 +291,12 @@ def _snapshot_facts(
     return snapshot, schemas, counts, extensions, version
 
 
+def _internal_options(conn: db.Connection[Any]) -> list[str]:
+    from ops.backup.archive import internal_column_options
+
+    return internal_column_options(conn)
+
+
 def _recorded_grants(conn: db.Connection[Any], schemas: Sequence[str]) -> dict[str, Any]:
     from ops.backup.grants import read_grants
 
@@ -344,9 +358,13 @@ def run_backup(
                 excluded_schemas=list(settings.exclude_schemas), tables=counts,
                 migration_version=version, empire_ops_version=installed_version(),
                 extensions=extensions, grants=_recorded_grants(snap_conn, schemas),
+                stripped_column_options=_internal_options(snap_conn),
             )  # fmt: skip
             # The snapshot lives as long as this transaction: pg_dump runs inside it.
-            tee, error = _dump(target, settings, tool, snapshot, repos, backup_id)
+            tee, error = _dump(
+                target, settings, tool, snapshot, repos, backup_id,
+                strip=manifest.stripped_column_options,
+            )  # fmt: skip
     manifest.finished_at = utc_now()
     manifest.seconds = round(time.monotonic() - started, 3)
     report.seconds = manifest.seconds
@@ -441,6 +459,8 @@ def _dump(
     snapshot: str,
     repos: Sequence[Repository],
     backup_id: str,
+    *,
+    strip: Sequence[str] = (),
 ) -> tuple[_Tee, str | None]:
     """Run pg_dump into every repository; (the tee, the error that failed them all or None)."""
     from ops.logs import redact
@@ -466,7 +486,7 @@ def _dump(
     reader.start()
     error: str | None = None
     try:
-        _stream(_source(proc, settings), tee, settings.recipients)
+        _stream(_source(proc, settings, strip), tee, settings.recipients)
     except (OpsError, OSError, BackupError) as exc:
         error = exc.message if isinstance(exc, OpsError) else f"{type(exc).__name__}: {exc}"
     except Exception as exc:  # pyrage/zstandard errors: the stream broke

@@ -84,6 +84,8 @@ class BackupManifest:
     extensions: list[dict[str, str]] = field(default_factory=list)  # name, schema, version
     # "kind schema.name" -> {grants, columns}: ops/backup/grants.py; None: not recorded
     grants: dict[str, Any] | None = None
+    # server-internal column options left out of the dump's TOC (ops/backup/archive.py)
+    stripped_column_options: list[str] = field(default_factory=list)
     verified_at: str | None = None
     error: str | None = None
     manifest_version: int = MANIFEST_VERSION

@@ -76,7 +76,8 @@ def find_tool(name: str, *, server_major: int, configured: str = "") -> PgTool:
             hint=f"install PostgreSQL's client tools (apt-get install postgresql-client-"
             f"{server_major}), or set [backup] pg_dump to the binary",
         )
-    best = max(tools, key=lambda t: (t.major, t.version))
+    # By number: "18.10" is newer than "18.6".
+    best = max(tools, key=lambda t: tuple(int(x) for x in t.version.split(".")))
     if best.major < server_major:
         raise PgDumpUnusable(
             f"{name} {best.version} ({best.path}) is older than the server (PostgreSQL "
