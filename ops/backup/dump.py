@@ -24,7 +24,7 @@ import os
 import subprocess
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any
 
@@ -193,16 +193,42 @@ class _Tee:
         self.writers.clear()
 
 
+class _CountingReader:
+    """pg_dump's stdout, each read counted for the progress bar."""
+
+    def __init__(self, raw: IO[bytes], progress: Callable[[int], None]) -> None:
+        self.raw = raw
+        self.progress = progress
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.raw.read(n if n and n > 0 else CHUNK)
+        self.progress(len(data))
+        return data
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
 def _source(
-    proc: subprocess.Popen[bytes], settings: BackupSettings, strip: Sequence[str] = ()
+    proc: subprocess.Popen[bytes],
+    settings: BackupSettings,
+    strip: Sequence[str] = (),
+    progress: Callable[[int], None] | None = None,
 ) -> IO[bytes]:
     assert proc.stdout is not None
     dump: IO[bytes] = proc.stdout
+    if progress is not None:
+        dump = _CountingReader(dump, progress)  # type: ignore[assignment]
     if strip:
         from ops.backup.archive import TocRewriter, strip_column_options
 
         options = list(strip)
-        dump = TocRewriter(proc.stdout, lambda defn: strip_column_options(defn, options))  # type: ignore[assignment]
+        dump = TocRewriter(dump, lambda defn: strip_column_options(defn, options))  # type: ignore[assignment]
     if settings.compression != "zstd":
         return dump
     import zstandard
@@ -291,6 +317,19 @@ def _snapshot_facts(
     return snapshot, schemas, counts, extensions, version
 
 
+def _dump_size_estimate(conn: db.Connection[Any], schemas: list[str]) -> int:
+    """About the bytes pg_dump will write: its COPY text is near the tables' own size
+    (indexes are rebuilt, not dumped). For the progress bar's ETA only."""
+    rows = db.run_query(
+        conn,
+        "select coalesce(sum(pg_table_size(c.oid)), 0)::bigint as n from pg_class c "
+        "join pg_namespace n on n.oid = c.relnamespace where c.relkind = 'r' "
+        "and n.nspname = any(%s)",
+        (schemas,),
+    )
+    return int(rows[0]["n"])
+
+
 def _internal_options(conn: db.Connection[Any]) -> list[str]:
     from ops.backup.archive import internal_column_options
 
@@ -364,6 +403,7 @@ def run_backup(
             tee, error = _dump(
                 target, settings, tool, snapshot, repos, backup_id,
                 strip=manifest.stripped_column_options,
+                estimate=_dump_size_estimate(snap_conn, schemas),
             )  # fmt: skip
     manifest.finished_at = utc_now()
     manifest.seconds = round(time.monotonic() - started, 3)
@@ -461,9 +501,11 @@ def _dump(
     backup_id: str,
     *,
     strip: Sequence[str] = (),
+    estimate: int | None = None,
 ) -> tuple[_Tee, str | None]:
     """Run pg_dump into every repository; (the tee, the error that failed them all or None)."""
     from ops.logs import redact
+    from ops.progress import ByteProgress
 
     writers: dict[str, ArtifactWriter] = {}
     failed: dict[str, str] = {}
@@ -486,7 +528,8 @@ def _dump(
     reader.start()
     error: str | None = None
     try:
-        _stream(_source(proc, settings, strip), tee, settings.recipients)
+        with ByteProgress(f"backup {backup_id}", estimate, estimated=True) as progress:
+            _stream(_source(proc, settings, strip, progress.advance), tee, settings.recipients)
     except (OpsError, OSError, BackupError) as exc:
         error = exc.message if isinstance(exc, OpsError) else f"{type(exc).__name__}: {exc}"
     except Exception as exc:  # pyrage/zstandard errors: the stream broke

@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -225,6 +226,7 @@ def _run_restore(
     report: RestoreReport,
 ) -> None:
     from ops.backup.stream import ProcessSink, read_artifact
+    from ops.progress import ByteProgress
 
     dump = manifest.artifact("dump")
     assert dump is not None
@@ -246,19 +248,30 @@ def _run_restore(
             env=env,
         )  # fmt: skip
         sink = ProcessSink(proc)
+        # stderr read as it comes: pg_restore blocks on a full pipe when it has much to say.
+        errors: list[bytes] = []
+        drain = threading.Thread(target=lambda: errors.append(proc.stderr.read()), daemon=True)  # type: ignore[union-attr]
+        drain.start()
         try:
-            read_artifact(repo, manifest, dump, sink, identity=identity)
+            with ByteProgress(f"restore {manifest.backup_id}", dump.size) as progress:
+                read_artifact(repo, manifest, dump, sink, identity=identity,
+                              progress=progress.advance)  # fmt: skip
         finally:
             sink.close()
-            stderr = proc.stderr.read().decode("utf-8", "replace") if proc.stderr else ""
             proc.wait()
+            drain.join(timeout=30)
+            stderr = b"".join(errors).decode("utf-8", "replace")
         report.stages["fetch_and_restore"] = round(time.monotonic() - started, 3)
     else:
         with tempfile.TemporaryDirectory(prefix="empire-restore-") as tmp:
             archive = Path(tmp) / "dump.pgc"
             started = time.monotonic()
-            with open(archive, "wb") as out:
-                read_artifact(repo, manifest, dump, out, identity=identity)
+            with (
+                open(archive, "wb") as out,
+                ByteProgress(f"fetch {manifest.backup_id}", dump.size) as progress,
+            ):
+                read_artifact(repo, manifest, dump, out, identity=identity,
+                              progress=progress.advance)  # fmt: skip
             report.stages["fetch"] = round(time.monotonic() - started, 3)
             cmd = [*base, f"--jobs={jobs}"]
             if tables:

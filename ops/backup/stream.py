@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any
 
@@ -27,10 +28,11 @@ CHUNK = 1 << 20
 class _HashingReader:
     """A reader that hashes and counts what passes through it."""
 
-    def __init__(self, raw: IO[bytes]) -> None:
+    def __init__(self, raw: IO[bytes], progress: Callable[[int], None] | None = None) -> None:
         self.raw = raw
         self.sha = hashlib.sha256()
         self.size = 0
+        self.progress = progress
 
     def readable(self) -> bool:
         return True
@@ -39,6 +41,8 @@ class _HashingReader:
         data = self.raw.read(n if n and n > 0 else CHUNK)
         self.sha.update(data)
         self.size += len(data)
+        if self.progress is not None:
+            self.progress(len(data))
         return data
 
     def readinto(self, buffer: Any) -> int:
@@ -124,6 +128,7 @@ def read_artifact(
     sink: Any,
     *,
     identity: Any = None,
+    progress: Callable[[int], None] | None = None,
 ) -> ReadResult:
     """Stream ``artifact`` through age and zstd into ``sink`` (``write``), checking it.
 
@@ -131,12 +136,13 @@ def read_artifact(
     the manifest, or the bytes do not decrypt or decompress; SecretsError
     (exit 3) when it is encrypted and ``identity`` is None or not one of its
     recipients' (nothing reaches ``sink`` then but undecodable bytes: none).
+    ``progress`` is called with each count of stored bytes read.
     """
     where = f"{repo.name}:{manifest.backup_id}/{artifact.name}"
     if artifact.encrypted and identity is None:
         raise SecretsError(f"{where} is encrypted and no age identity was given")
     raw = repo.open_artifact(manifest.backup_id, artifact.name)
-    reader = _HashingReader(raw)
+    reader = _HashingReader(raw, progress)
     decoded = _CountingSink(sink)
     try:
         target: Any = decoded

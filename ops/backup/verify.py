@@ -69,6 +69,7 @@ def verify_one(
     """
     from ops.backup.stream import ProcessSink, read_artifact
     from ops.backup.tools import pg_restore_for
+    from ops.progress import ByteProgress
 
     subject = f"{repo.name}:{manifest.backup_id}"
     dump = manifest.artifact("dump")
@@ -81,7 +82,10 @@ def verify_one(
     )  # fmt: skip
     sink = ProcessSink(proc)
     try:
-        result = read_artifact(repo, manifest, dump, sink, identity=identity)
+        with ByteProgress(f"verify {manifest.backup_id}", dump.size) as progress:
+            result = read_artifact(
+                repo, manifest, dump, sink, identity=identity, progress=progress.advance
+            )
     except BackupCorrupt as exc:
         return F.error("BACKUP_CORRUPT", subject, exc.message)
     except SecretsError as exc:
