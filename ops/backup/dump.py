@@ -169,6 +169,8 @@ class _Tee:
 
     def _drop(self, name: str, writer: ArtifactWriter, exc: BaseException) -> None:
         message = exc.message if isinstance(exc, OpsError) else f"{type(exc).__name__}: {exc}"
+        if isinstance(exc, OpsError) and exc.hint:
+            message += f" ({exc.hint})"  # the fix reaches the report, not only the log
         log.warning("backup repository %s failed, the others go on: %s", name, message)
         self.failed[name] = message
         del self.writers[name]

@@ -170,3 +170,18 @@ def check(value: str) -> None:
     from ops.backup.manifest import check_backup_id
 
     check_backup_id(value)
+
+
+def test_backups_of_one_second_list_by_their_start_time_not_their_random_suffix(
+    repository: RepoCase,
+) -> None:
+    early = manifest_for("20261203T101010Z-zzzzzz", [])
+    late = manifest_for("20261203T101010Z-aaaaaa", [])
+    early.started_at, late.started_at = (
+        "2026-12-03T10:10:10.100000+00:00",
+        ("2026-12-03T10:10:10.900000+00:00"),
+    )
+    repository.repo.write_manifest(late)
+    repository.repo.write_manifest(early)
+    listed = [m.backup_id for m in repository.repo.list_manifests().manifests]
+    assert listed == [early.backup_id, late.backup_id]

@@ -87,7 +87,8 @@ class Repository(abc.ABC):
         return BackupManifest.from_json(data, where=f"{self.name}:{key}")
 
     def list_manifests(self) -> Listing:
-        """Every backup in the repository, by id (so by start time), oldest first."""
+        """Every backup in the repository, oldest first by the manifest's start time (ties by
+        id); incomplete and unreadable ones by id."""
         from ops.backup.errors import BackupCorrupt
 
         listing = Listing()
@@ -108,6 +109,8 @@ class Repository(abc.ABC):
                 listing.manifests.append(self.read_manifest(backup_id))
             except BackupCorrupt:
                 listing.unreadable.append(backup_id)
+        # Ids carry whole seconds: two backups in one second still order by time.
+        listing.manifests.sort(key=lambda m: (m.started_at, m.backup_id))
         return listing
 
     def write_file(self, backup_id: str, name: str, data: bytes) -> None:

@@ -448,6 +448,7 @@ class S3Repository(Repository):
     def _hint(self, exc: Exception) -> str | None:
         from botocore.exceptions import (
             ClientError,
+            ConnectionClosedError,
             ConnectionError,
             EndpointConnectionError,
             NoCredentialsError,
@@ -472,7 +473,9 @@ class S3Repository(Repository):
             )
         if isinstance(exc, NoRegionError):
             return f"set region = ... in {where} or AWS_REGION"
-        if isinstance(exc, (EndpointConnectionError, ReadTimeoutError, ConnectionError)):
+        if isinstance(
+            exc, (EndpointConnectionError, ReadTimeoutError, ConnectionError, ConnectionClosedError)
+        ):
             return (
                 f"the S3 endpoint did not answer after {self.max_attempts} attempts; check "
                 f"endpoint_url and the network, or raise max_attempts in {where}"
