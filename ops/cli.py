@@ -83,7 +83,7 @@ def _global(
         metavar="text|plain|json|auto",
         callback=_log_format,
         help="Log lines: text (terminal), plain (timestamped, for cron), json, or auto "
-        "(text on a terminal, else plain). Default: [logging] format.",
+        "(text on a terminal, else plain). Default: \\[logging] format.",
     ),
 ) -> None:
     """Secrets-first ops and resilience control plane for a Supabase/PostgreSQL database."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+from typing import Any
 
 import pytest
 import typer
@@ -124,3 +125,15 @@ def test_a_fault_of_the_machine_that_escapes_is_not_a_bug(
 def test_an_oserror_of_another_kind_is_still_a_bug() -> None:
     result = CliRunner().invoke(_app_raising(ConnectionResetError(errno.ECONNRESET, "x")), ["boom"])
     assert result.exit_code == 10 and "internal error" in result.stderr
+
+
+def test_help_keeps_the_config_sections_it_names(cli: Any) -> None:
+    """Typer reads help as rich markup, where ``[migrate]`` is a style tag and vanishes."""
+    for args, section in [
+        ((), "[logging] format"),
+        (("migrate", "init"), "[migrate] supabase_dir"),
+        (("migrate", "new"), "[migrate] dirs"),
+        (("secrets", "snapshot"), "[secrets.snapshot] location"),
+    ]:
+        result = cli(*args, "--help", env={"COLUMNS": "300"})
+        assert section in result.stdout, (args, result.stdout)

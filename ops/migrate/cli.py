@@ -78,7 +78,7 @@ def status(
 def init(
     ctx: typer.Context,
     directory: Path = typer.Option(
-        None, "--dir", help="The Supabase CLI folder (default: [migrate] supabase_dir)."
+        None, "--dir", help="The Supabase CLI folder (default: \\[migrate] supabase_dir)."
     ),
     dry_run: bool = typer.Option(False, "--dry-run", help="Show what would be written."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
@@ -125,7 +125,7 @@ def down(
     ctx: typer.Context,
     to: str = typer.Option(..., "--to", help="Revert every migration newer than this (0: all)."),
     yes: bool = typer.Option(
-        False, "--yes", help="Confirm outside [migrate] allow_down_in, or without --env."
+        False, "--yes", help="Confirm outside \\[migrate] allow_down_in, or without --env."
     ),
     dry_run: bool = typer.Option(False, "--dry-run", help="Show what would run; change nothing."),
 ) -> None:
@@ -142,7 +142,7 @@ def new(
     ctx: typer.Context,
     name: str = typer.Argument(..., help="What the migration does, e.g. add_orders."),
     directory: Path = typer.Option(
-        None, "--dir", help="Folder to create it in (default: the first of [migrate] dirs)."
+        None, "--dir", help="Folder to create it in (default: the first of \\[migrate] dirs)."
     ),
 ) -> None:
     """Create an empty migration file <timestamp>_<name>.sql with up and down sections."""

@@ -114,7 +114,7 @@ def export(
 @app.command("snapshot")
 def snapshot(
     ctx: typer.Context,
-    to: Path = typer.Option(None, "--to", help="Folder (default: [secrets.snapshot] location)."),
+    to: Path = typer.Option(None, "--to", help="Folder (default: \\[secrets.snapshot] location)."),
     as_json: bool = JSON_OPT,
 ) -> None:
     """Write every resolved secret to an encrypted snapshot, with a names-only manifest."""
