@@ -13,6 +13,12 @@ measures N runs of each pair, the baseline first:
 | `backup run`, zstd + age | `backup run`, zstd, no encryption |
 | `restore` of the zstd backup into a new database | `createdb` + `pg_restore -d` of the bare dump |
 | `drill run` | `createdb` + `pg_restore` + `count(*)` of every table |
+| `pg_dump -Fd -j 2` (directory format, for the record) | `pg_dump -Fc -f FILE` |
+| `restore -j 2` of the zstd backup | `createdb` + `pg_restore -j 2 -d` of the bare dump |
+| `backup run` to S3 (moto's server; ``--no-s3`` skips it) | `backup run`, local |
+
+Scale 130 is about 1 GB of tables; ``--scale 10`` and ``--scale 130`` side by
+side show whether peak RSS stays flat as the data grows.
 
 Each row gives the median wall time, its ratio to the baseline, the output
 size where there is one, and the peak RSS (``ru_maxrss`` of the command and
@@ -66,7 +72,32 @@ def _config(work: Path, body: str) -> None:
     (work / "empire-ops.toml").write_text('[backup.repos.local]\nurl = "file:backups"\n' + body)
 
 
-def run(scale: float, runs: int) -> tuple[list[Row], str]:
+def _tree_size(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
+def _s3_row(cli: list[str], work: Path, env: dict[str, str], runs: int, local: Row) -> Row:
+    """`backup run` into a bucket on moto's server (in this process), against the local run."""
+    from tests.motoserver import AWS_KEY_ID, AWS_SECRET, MotoServer
+
+    server = MotoServer().start()
+    try:
+        server.client().create_bucket(Bucket="bench")
+        env = {**env, "AWS_ACCESS_KEY_ID": AWS_KEY_ID, "AWS_SECRET_ACCESS_KEY": AWS_SECRET,
+               "AWS_DEFAULT_REGION": "us-east-1"}  # fmt: skip
+        (work / "empire-ops.toml").write_text(
+            f'[backup.repos.s3]\nurl = "s3://bench/backups"\nendpoint_url = "{server.endpoint}"\n'
+        )
+        timing = measure("backup run (zstd) to S3 (moto)", [*cli, "backup", "run"], runs=runs,
+                         cwd=work, env=env)  # fmt: skip
+        sizes = [o["Size"] for o in server.client().list_objects_v2(Bucket="bench")["Contents"]
+                 if o["Key"].endswith(".zst")]  # fmt: skip
+        return Row(timing, local.timing, sizes[-1] if sizes else None, local.size)
+    finally:
+        server.stop()
+
+
+def run(scale: float, runs: int, *, s3: bool = True) -> tuple[list[Row], str]:
     """Seed, then measure every pair; returns the rows and where the database was."""
     from ops import db
 
@@ -139,6 +170,31 @@ def run(scale: float, runs: int) -> tuple[list[Row], str]:
             _config(work, '[backup.drill]\ndsn_secret = "DRILL_DATABASE_URL"\n')
             drill = measure("drill run", [*cli, "drill", "run"], runs=runs, cwd=work, env=env)
             rows.append(Row(drill, drill_base))
+            del env["DRILL_DATABASE_URL"]
+            _config(work, "")
+            folder = work / "bare.dir"
+            directory = measure(
+                "pg_dump -Fd -j 2 (directory format)",
+                ["bash", "-c", f'rm -rf {folder} && {_bin("pg_dump")} -Fd -j 2 -f {folder} '
+                 f'--dbname="{conninfo}"'],
+                runs=runs, cwd=work, env=env,
+            )  # fmt: skip
+            rows.append(Row(directory, pg_dump, _tree_size(folder), bare_size))
+            restore_j2_base = measure(
+                "createdb + pg_restore -j 2 -d (baseline)",
+                ["bash", "-c", f"n=j$$_$RANDOM; {createdb} $n && {pg_restore} -j 2 -d {target} "
+                 f"{bare}"],
+                runs=runs, cwd=work, env=env,
+            )  # fmt: skip
+            restore_j2 = measure(
+                "restore latest -j 2 --target-db NEW --create",
+                ["bash", "-c", f'{" ".join(cli)} restore latest -j 2 --target-db q$$_$RANDOM '
+                 "--create"],
+                runs=runs, cwd=work, env=env,
+            )  # fmt: skip
+            rows.append(Row(restore_j2, restore_j2_base))
+            if s3:
+                rows.append(_s3_row(cli, work, env, runs, rows[0]))
             return rows, where
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -166,8 +222,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--scale", type=float, default=10.0, help="demo data scale (10)")
     parser.add_argument("--runs", type=int, default=3, help="timed runs per command (3)")
     parser.add_argument("--markdown", action="store_true", help="print the table as Markdown")
+    parser.add_argument("--no-s3", action="store_true", help="leave out the S3 (moto) row")
     args = parser.parse_args(argv)
-    rows, where = run(args.scale, args.runs)
+    rows, where = run(args.scale, args.runs, s3=not args.no_s3)
     print(f"# {args.runs} runs each, scale {args.scale}; database: {where}")
     print(f"# {platform.python_version()}; {os.cpu_count()} CPUs, {platform.machine()} "
           f"{platform.system()} {platform.release()}")  # fmt: skip

@@ -9,11 +9,13 @@ The pipeline::
 
 Nothing holds the dump in memory or reads it twice. The exported snapshot
 ``S`` is the one the row counts are taken in, so the manifest's counts are
-exactly what the dump holds. Each repository gets the artifact under a
-temporary name, committed only when the stream ended well; then the manifest
-is written, last. A repository that fails mid-stream is dropped (its upload
-aborted, a FAILED manifest tried there) while the others keep their copy. One
-backup of a database at a time: the ``backup`` advisory lock (exit 5).
+exactly what the dump holds; they are counted while pg_dump runs (in the
+exporting transaction, on its own connection), not before it. Each
+repository gets the artifact under a temporary name, committed only when the
+stream ended well; then the manifest is written, last. A repository that
+fails mid-stream is dropped (its upload aborted, a FAILED manifest tried
+there) while the others keep their copy. One backup of a database at a time:
+the ``backup`` advisory lock (exit 5).
 """
 
 from __future__ import annotations
@@ -279,7 +281,8 @@ def count_rows(conn: db.Connection[Any], qualified: str) -> int:
 def _snapshot_facts(
     conn: db.Connection[Any], excluded: Sequence[str]
 ) -> tuple[str, list[str], dict[str, int], list[dict[str, str]], str | None]:
-    """In the open repeatable-read transaction: snapshot id, schemas, exact counts, extensions."""
+    """In the open repeatable-read transaction: snapshot id, schemas, the tables (their
+    counts still 0: :class:`_RowCounter` fills them while pg_dump runs), extensions."""
     skip = [*excluded, *_SYSTEM_SCHEMAS]
     snapshot = db.run_query(conn, "select pg_export_snapshot() as s")[0]["s"]
     schemas = [
@@ -299,7 +302,7 @@ def _snapshot_facts(
         (schemas,),
     )
     names = [f"{t['nspname']}.{t['relname']}" for t in tables]
-    counts = {name: count_rows(conn, name) for name in names}
+    counts = dict.fromkeys(names, 0)
     extensions = [
         {"name": r["extname"], "schema": r["nspname"], "version": r["extversion"]}
         for r in db.run_query(
@@ -342,6 +345,30 @@ def _recorded_grants(conn: db.Connection[Any], schemas: Sequence[str]) -> dict[s
     from ops.backup.grants import read_grants
 
     return read_grants(conn, schemas)
+
+
+class _RowCounter(threading.Thread):
+    """Counts every table's rows on the snapshot's own connection while pg_dump runs.
+
+    The connection is used by this thread alone until :meth:`join`; an error
+    is kept (``error``), never raised in the thread.
+    """
+
+    def __init__(self, conn: db.Connection[Any], tables: list[str]) -> None:
+        super().__init__(name="backup-row-counter", daemon=True)
+        self.conn = conn
+        self.tables = tables
+        self.counts: dict[str, int] = {}
+        self.error: str | None = None
+
+    def run(self) -> None:
+        try:
+            for name in self.tables:
+                self.counts[name] = count_rows(self.conn, name)
+        except OpsError as exc:
+            self.error = exc.message
+        except Exception as exc:  # a driver error mid-count: reported by the caller
+            self.error = f"{type(exc).__name__}: {exc}"
 
 
 def _pg_dump_command(
@@ -401,12 +428,20 @@ def run_backup(
                 extensions=extensions, grants=_recorded_grants(snap_conn, schemas),
                 stripped_column_options=_internal_options(snap_conn),
             )  # fmt: skip
-            # The snapshot lives as long as this transaction: pg_dump runs inside it.
+            estimate = _dump_size_estimate(snap_conn, schemas)
+            # The snapshot lives as long as this transaction: pg_dump runs inside it,
+            # while this connection counts the rows in it.
+            counter = _RowCounter(snap_conn, list(counts))
+            counter.start()
             tee, error = _dump(
                 target, settings, tool, snapshot, repos, backup_id,
-                strip=manifest.stripped_column_options,
-                estimate=_dump_size_estimate(snap_conn, schemas),
+                strip=manifest.stripped_column_options, estimate=estimate,
             )  # fmt: skip
+            counter.join()
+            if counter.error is not None and error is None:
+                # Its manifests say failed: a backup without its counts is not proven.
+                error = f"counting the rows in the dump's snapshot failed: {counter.error}"
+            manifest.tables = counter.counts
     manifest.finished_at = utc_now()
     manifest.seconds = round(time.monotonic() - started, 3)
     report.seconds = manifest.seconds
