@@ -78,8 +78,11 @@ def _tree_size(folder: Path) -> int:
 
 def _s3_row(cli: list[str], work: Path, env: dict[str, str], runs: int, local: Row) -> Row:
     """`backup run` into a bucket on moto's server (in this process), against the local run."""
+    import logging
+
     from tests.motoserver import AWS_KEY_ID, AWS_SECRET, MotoServer
 
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's request log: not results
     server = MotoServer().start()
     try:
         server.client().create_bucket(Bucket="bench")

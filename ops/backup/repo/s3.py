@@ -99,9 +99,13 @@ class _S3Writer(ArtifactWriter):
         self.buffer += chunk
         while len(self.buffer) >= self._part_size():
             size = self._part_size()
-            data = bytes(self.buffer[:size])
+            # One copy of the part (a bytearray slice would be a second one), and
+            # the buffer's tail kept: peak memory is about two parts, not three.
+            with memoryview(self.buffer) as view, view[:size] as part:
+                data = bytes(part)
             del self.buffer[:size]
             self._failsafe("upload a part of", lambda d=data: self._upload_part(d))
+            del data
 
     def commit(self) -> None:
         assert not self.closed, "commit after commit or abort"
