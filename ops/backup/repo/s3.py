@@ -99,11 +99,10 @@ class _S3Writer(ArtifactWriter):
         self.buffer += chunk
         while len(self.buffer) >= self._part_size():
             size = self._part_size()
-            # One copy of the part (a bytearray slice would be a second one), and
-            # the buffer's tail kept: peak memory is about two parts, not three.
-            with memoryview(self.buffer) as view, view[:size] as part:
-                data = bytes(part)
-            del self.buffer[:size]
+            # The buffer itself is the part (cut at its size, in place), and only the
+            # tail past it (under one chunk) is copied: about one part in memory.
+            data, self.buffer = self.buffer, bytearray(memoryview(self.buffer)[size:])
+            del data[size:]
             self._failsafe("upload a part of", lambda d=data: self._upload_part(d))
             del data
 
@@ -147,7 +146,7 @@ class _S3Writer(ArtifactWriter):
                 self.abort()
             raise
 
-    def _upload_part(self, data: bytes) -> None:
+    def _upload_part(self, data: bytes | bytearray) -> None:
         client = self.repo.client
         if self.upload_id is None:
             answer = client.create_multipart_upload(
