@@ -149,16 +149,6 @@ DEFAULT_SPEC: dict[str, dict[str, Any]] = {
         "description": "optional: URL of the project's JWKS (…/auth/v1/.well-known/jwks.json)",
     },
     "SMTP_PASSWORD": {"description": "alerts: SMTP password (required when e-mail alerts are on)"},
-    "SMTP_HOST": {
-        "description": "alerts: SMTP server host; e-mail alerts are on when it and ALERT_TO resolve"
-    },
-    "SMTP_PORT": {
-        "kind": "int",
-        "description": "alerts: SMTP port (465: implicit TLS; else STARTTLS when offered)",
-    },
-    "SMTP_USER": {"description": "alerts: SMTP user for AUTH (with SMTP_PASSWORD)"},
-    "ALERT_FROM": {"kind": "email", "description": "alerts: the From address of alert e-mails"},
-    "ALERT_TO": {"description": "alerts: recipients of alert e-mails, comma-separated"},
     "AWS_ACCESS_KEY_ID": {"description": "backups to S3 / AWS Secrets Manager: access key id"},
     "AWS_SECRET_ACCESS_KEY": {"description": "backups to S3 / AWS Secrets Manager: secret key"},
     "BACKUP_S3_ACCESS_KEY_ID": {"description": "backups: S3-compatible store access key id"},
