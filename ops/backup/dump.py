@@ -197,27 +197,6 @@ class _Tee:
         self.writers.clear()
 
 
-class _CountingReader:
-    """pg_dump's stdout, each read counted for the progress bar."""
-
-    def __init__(self, raw: IO[bytes], progress: Callable[[int], None]) -> None:
-        self.raw = raw
-        self.progress = progress
-
-    def readable(self) -> bool:
-        return True
-
-    def read(self, n: int = -1) -> bytes:
-        data = self.raw.read(n if n and n > 0 else CHUNK)
-        self.progress(len(data))
-        return data
-
-    def readinto(self, buffer: Any) -> int:
-        data = self.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
-
-
 ZSTD_JOB_SIZE = 4 << 20
 
 
@@ -230,7 +209,9 @@ def _source(
     assert proc.stdout is not None
     dump: IO[bytes] = proc.stdout
     if progress is not None:
-        dump = _CountingReader(dump, progress)  # type: ignore[assignment]
+        from ops.backup.stream import ObservedReader
+
+        dump = ObservedReader(dump, progress)  # type: ignore[assignment]
     if strip:
         from ops.backup.archive import TocRewriter, strip_column_options
 
@@ -343,18 +324,6 @@ def _dump_size_estimate(conn: db.Connection[Any], schemas: list[str]) -> int:
     return int(rows[0]["n"])
 
 
-def _internal_options(conn: db.Connection[Any]) -> list[str]:
-    from ops.backup.archive import internal_column_options
-
-    return internal_column_options(conn)
-
-
-def _recorded_grants(conn: db.Connection[Any], schemas: Sequence[str]) -> dict[str, Any]:
-    from ops.backup.grants import read_grants
-
-    return read_grants(conn, schemas)
-
-
 class _RowCounter(threading.Thread):
     """Counts every table's rows on the snapshot's own connection while pg_dump runs.
 
@@ -405,6 +374,8 @@ def run_backup(
     for an unknown repository name.
     """
     from ops import installed_version
+    from ops.backup.archive import internal_column_options
+    from ops.backup.grants import read_grants
     from ops.backup.tools import find_tool
 
     settings = BackupSettings.from_config(config)
@@ -433,8 +404,8 @@ def run_backup(
                 started_at=utc_now(), finished_at="", seconds=0.0, schemas=schemas,
                 excluded_schemas=list(settings.exclude_schemas), tables=counts,
                 migration_version=version, empire_ops_version=installed_version(),
-                extensions=extensions, grants=_recorded_grants(snap_conn, schemas),
-                stripped_column_options=_internal_options(snap_conn),
+                extensions=extensions, grants=read_grants(snap_conn, schemas),
+                stripped_column_options=internal_column_options(snap_conn),
             )  # fmt: skip
             estimate = _dump_size_estimate(snap_conn, schemas)
             # The snapshot lives as long as this transaction: pg_dump runs inside it,
@@ -549,6 +520,7 @@ def _dump(
     estimate: int | None = None,
 ) -> tuple[_Tee, str | None]:
     """Run pg_dump into every repository; (the tee, the error that failed them all or None)."""
+    from ops.backup.stream import StderrDrain
     from ops.logs import redact
     from ops.progress import ByteProgress
 
@@ -566,11 +538,8 @@ def _dump(
     conninfo, extra_env = db.tool_conninfo(target.dsn)
     env = {**os.environ, **extra_env}
     cmd = _pg_dump_command(tool, settings, conninfo, snapshot)
-    stderr: list[bytes] = []
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-    assert proc.stderr is not None
-    reader = threading.Thread(target=lambda: stderr.append(proc.stderr.read()), daemon=True)  # type: ignore[union-attr]
-    reader.start()
+    stderr = StderrDrain(proc)
     error: str | None = None
     try:
         with ByteProgress(f"backup {backup_id}", estimate, estimated=True) as progress:
@@ -583,9 +552,9 @@ def _dump(
         if error is not None and proc.poll() is None:
             proc.kill()
         rc = proc.wait()
-        reader.join(timeout=10)
+        said = stderr.text(timeout=10)
     if rc != 0 and error is None:
-        text = b"".join(stderr).decode("utf-8", "replace").strip().splitlines()
+        text = said.strip().splitlines()
         error = f"pg_dump exited {rc}: {redact(text[-1] if text else '(no message)')}"
     if error is not None:
         tee.abort_all()

@@ -16,7 +16,6 @@ from __future__ import annotations
 import re
 import subprocess
 import tempfile
-import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -225,7 +224,7 @@ def _run_restore(
     identity: Any,
     report: RestoreReport,
 ) -> None:
-    from ops.backup.stream import ProcessSink, read_artifact
+    from ops.backup.stream import ProcessSink, StderrDrain, read_artifact
     from ops.progress import ByteProgress
 
     dump = manifest.artifact("dump")
@@ -248,10 +247,7 @@ def _run_restore(
             env=env,
         )  # fmt: skip
         sink = ProcessSink(proc)
-        # stderr read as it comes: pg_restore blocks on a full pipe when it has much to say.
-        errors: list[bytes] = []
-        drain = threading.Thread(target=lambda: errors.append(proc.stderr.read()), daemon=True)  # type: ignore[union-attr]
-        drain.start()
+        drain = StderrDrain(proc)
         try:
             with ByteProgress(f"restore {manifest.backup_id}", dump.size) as progress:
                 read_artifact(repo, manifest, dump, sink, identity=identity,
@@ -259,8 +255,7 @@ def _run_restore(
         finally:
             sink.close()
             proc.wait()
-            drain.join(timeout=30)
-            stderr = b"".join(errors).decode("utf-8", "replace")
+            stderr = drain.text()
         report.stages["fetch_and_restore"] = round(time.monotonic() - started, 3)
     else:
         with tempfile.TemporaryDirectory(prefix="empire-restore-") as tmp:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import subprocess
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any
@@ -25,30 +26,62 @@ if TYPE_CHECKING:
 CHUNK = 1 << 20
 
 
-class _HashingReader:
-    """A reader that hashes and counts what passes through it."""
+class ObservedReader:
+    """A reader that tells ``on_read`` how many bytes each read returned (progress)."""
 
-    def __init__(self, raw: IO[bytes], progress: Callable[[int], None] | None = None) -> None:
+    def __init__(self, raw: IO[bytes], on_read: Callable[[int], None] | None = None) -> None:
         self.raw = raw
-        self.sha = hashlib.sha256()
-        self.size = 0
-        self.progress = progress
+        self.on_read = on_read
 
     def readable(self) -> bool:
         return True
 
+    def _seen(self, data: bytes) -> None:
+        if self.on_read is not None:
+            self.on_read(len(data))
+
     def read(self, n: int = -1) -> bytes:
         data = self.raw.read(n if n and n > 0 else CHUNK)
-        self.sha.update(data)
-        self.size += len(data)
-        if self.progress is not None:
-            self.progress(len(data))
+        self._seen(data)
         return data
 
     def readinto(self, buffer: Any) -> int:
         data = self.read(len(buffer))
         buffer[: len(data)] = data
         return len(data)
+
+
+class _HashingReader(ObservedReader):
+    """An observed reader that also hashes and counts what passes through it."""
+
+    def __init__(self, raw: IO[bytes], progress: Callable[[int], None] | None = None) -> None:
+        super().__init__(raw, progress)
+        self.sha = hashlib.sha256()
+        self.size = 0
+
+    def _seen(self, data: bytes) -> None:
+        self.sha.update(data)
+        self.size += len(data)
+        super()._seen(data)
+
+
+class StderrDrain:
+    """A child's stderr read as it comes, in a thread: a child blocks on a full pipe
+    when it has much to say (pg_restore's errors), and would never finish."""
+
+    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
+        self.chunks: list[bytes] = []
+        pipe = proc.stderr
+        self.thread = threading.Thread(
+            target=lambda: self.chunks.append(pipe.read()) if pipe is not None else None,
+            daemon=True,
+        )
+        self.thread.start()
+
+    def text(self, timeout: float = 30) -> str:
+        """All the child wrote (call once it has exited)."""
+        self.thread.join(timeout=timeout)
+        return b"".join(self.chunks).decode("utf-8", "replace")
 
 
 class ProcessSink:
