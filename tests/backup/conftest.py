@@ -200,3 +200,14 @@ def repository(request: pytest.FixtureRequest, tmp_path: Path) -> RepoCase:
     client.create_bucket(Bucket=bucket)
     repo = s3_repository(server.endpoint, bucket, "team/backups", **extra)
     return RepoCase(request.param, repo, bucket=bucket, prefix="team/backups/", s3=client)
+
+
+@pytest.fixture
+def pg15_source(pg15: Any) -> Iterator[str]:
+    """A DSN to a new, empty database on the PostgreSQL 15 server; dropped after."""
+    name = f"src15_{secrets.token_hex(4)}"
+    with pg15.admin() as conn:
+        conn.execute(f'create database "{name}"')
+    yield pg15.dsn(name)
+    with pg15.admin() as conn:
+        conn.execute(f'drop database if exists "{name}" with (force)')

@@ -16,7 +16,7 @@ from ops import db
 from ops.backup.archive import TocRewriter, internal_column_options, strip_column_options
 from ops.backup.tools import find_tool
 from tests.backup.test_backup_run import _config
-from tests.backup.test_restore import _backup, _new_name
+from tests.backup.test_restore import _backup
 
 
 def _pg_dump(dsn: str, *args: str) -> bytes:
@@ -92,32 +92,25 @@ def test_what_it_cannot_rewrite_passes_through_unchanged(migrated_db: str, tmp_p
 
 
 def test_a_postgresql_15_backup_leaves_out_the_servers_internal_column_options(
-    pg15: Any, tmp_path: Path, cli: Any
+    pg15_source: str, tmp_path: Path, cli: Any
 ) -> None:
     """PostgreSQL 15.20 keeps pg_attver on every column, which 18 refuses: the
     backup records which options it left out, and its archive holds none."""
-    name = _new_name()
-    with pg15.admin() as conn:
-        conn.execute(f'create database "{name}"')
-    source = pg15.dsn(name)
-    try:
-        with psycopg.connect(source, autocommit=True) as conn:
-            conn.execute("create table public.t (id int, body text)")
-            conn.execute("alter table public.t alter column body set (n_distinct = 5)")
-        with db.connect(source, autocommit=True) as conn:
-            internal = internal_column_options(conn)
-        _config(tmp_path, '[backup]\ncompression = "none"\n')
-        backup_id = _backup(cli, source)
-        folder = tmp_path / "backups" / backup_id
-        manifest = json.loads((folder / "manifest.json").read_bytes())
-        assert manifest["stripped_column_options"] == internal
-        tool = find_tool("pg_restore", server_major=15)
-        script = subprocess.run(
-            [str(tool.path), "-f", "-", str(folder / "dump.pgc")],
-            capture_output=True, text=True, check=True,
-        ).stdout  # fmt: skip
-        assert "SET (n_distinct=5);" in script
-        assert not any(option + "=" in script for option in internal)
-    finally:
-        with pg15.admin() as conn:
-            conn.execute(f'drop database if exists "{name}" with (force)')
+    source = pg15_source
+    with psycopg.connect(source, autocommit=True) as conn:
+        conn.execute("create table public.t (id int, body text)")
+        conn.execute("alter table public.t alter column body set (n_distinct = 5)")
+    with db.connect(source, autocommit=True) as conn:
+        internal = internal_column_options(conn)
+    _config(tmp_path, '[backup]\ncompression = "none"\n')
+    backup_id = _backup(cli, source)
+    folder = tmp_path / "backups" / backup_id
+    manifest = json.loads((folder / "manifest.json").read_bytes())
+    assert manifest["stripped_column_options"] == internal
+    tool = find_tool("pg_restore", server_major=15)
+    script = subprocess.run(
+        [str(tool.path), "-f", "-", str(folder / "dump.pgc")],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    assert "SET (n_distinct=5);" in script
+    assert not any(option + "=" in script for option in internal)

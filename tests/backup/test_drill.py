@@ -4,7 +4,6 @@ beside it; a corrupted one is BACKUP_CORRUPT and DRILL_FAILED; none is DRILL_NOT
 from __future__ import annotations
 
 import json
-import secrets
 from pathlib import Path
 from typing import Any
 
@@ -173,30 +172,23 @@ def test_a_passed_drill_marks_the_backup_verified_and_list_sees_it_fresh(
 
 
 def test_a_postgresql_15_backup_is_drilled_on_postgresql_18(
-    pg15: Any, pg: Any, tmp_path: Path, cli: Any
+    pg15_source: str, pg: Any, tmp_path: Path, cli: Any
 ) -> None:
     """Across majors, with 15's own column options (15.20's pg_attver) in the source."""
-    name = f"drill15_{secrets.token_hex(4)}"
-    with pg15.admin() as conn:
-        conn.execute(f'create database "{name}"')
-    source = pg15.dsn(name)
-    try:
-        with psycopg.connect(source, autocommit=True) as conn:
-            conn.execute("create table public.notes (id bigserial primary key, body text)")
-            conn.execute(
-                "insert into public.notes (body) select 'n' || g from generate_series(1, 700) g"
-            )
-        _config(tmp_path, DRILL)
-        env = _env(source, pg)
-        assert cli("backup", "run", env=env).exit_code == 0
-        before = _databases(pg)
-        result = cli("drill", "run", "--json", env=env)
-        payload = json.loads(result.stdout)
-        assert result.exit_code == 0, result.output
-        assert [f["code"] for f in payload["findings"]] == ["DRILL_PASSED"]
-        assert payload["data"]["checks"]["tables"] == 1
-        assert payload["data"]["checks"]["sequences_behind"] == []
-        assert _databases(pg) == before
-    finally:
-        with pg15.admin() as conn:
-            conn.execute(f'drop database if exists "{name}" with (force)')
+    source = pg15_source
+    with psycopg.connect(source, autocommit=True) as conn:
+        conn.execute("create table public.notes (id bigserial primary key, body text)")
+        conn.execute(
+            "insert into public.notes (body) select 'n' || g from generate_series(1, 700) g"
+        )
+    _config(tmp_path, DRILL)
+    env = _env(source, pg)
+    assert cli("backup", "run", env=env).exit_code == 0
+    before = _databases(pg)
+    result = cli("drill", "run", "--json", env=env)
+    payload = json.loads(result.stdout)
+    assert result.exit_code == 0, result.output
+    assert [f["code"] for f in payload["findings"]] == ["DRILL_PASSED"]
+    assert payload["data"]["checks"]["tables"] == 1
+    assert payload["data"]["checks"]["sequences_behind"] == []
+    assert _databases(pg) == before

@@ -131,12 +131,9 @@ def test_an_encrypted_backup_restores_with_its_identity(
 
 @pytest.mark.pg15
 def test_a_postgresql_15_backup_restores_into_18(
-    pg15: Any, pg: Any, tmp_path: Path, cli: Any
+    pg15_source: str, pg: Any, tmp_path: Path, cli: Any
 ) -> None:
-    source_name, target_name = _new_name(), _new_name()
-    with pg15.admin() as conn:
-        conn.execute(f'create database "{source_name}"')
-    source = pg15.dsn(source_name)
+    source, target_name = pg15_source, _new_name()
     with psycopg.connect(source, autocommit=True) as conn:
         conn.execute("create table public.notes (id bigint primary key, body text not null)")
         conn.execute(
@@ -158,5 +155,3 @@ def test_a_postgresql_15_backup_restores_into_18(
         assert _count(target, "public.notes") == 500
     finally:
         _drop(pg, target_name)
-        with pg15.admin() as conn:
-            conn.execute(f'drop database if exists "{source_name}" with (force)')
