@@ -101,6 +101,19 @@ def check_cron(text: str) -> str:
     return text
 
 
+def is_timezone(v: Any) -> Any:
+    """Check an IANA time zone name (``UTC``, ``Europe/Paris``); return it or raise ValueError."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(v)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            f"{v!r} is not a time zone (use an IANA name such as UTC or Europe/Paris)"
+        ) from None
+    return v
+
+
 @dataclass(frozen=True)
 class Field:
     """One setting: its type, default and optional extra check (raises ValueError).
@@ -253,6 +266,8 @@ _DOMAIN_SETTINGS = (
     "ops.secrets.settings",
     "ops.migrate.settings",
     "ops.backup.settings",
+    "ops.alerts.settings",
+    "ops.scheduler.settings",
 )
 _domains_loaded = False
 

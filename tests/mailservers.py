@@ -1,0 +1,181 @@
+"""Real servers alerts are delivered to in tests: aiosmtpd on loopback, and an HTTP webhook.
+
+``SmtpServer`` records every message it accepts (envelope and parsed e-mail);
+it can run plain, or with STARTTLS and AUTH over a self-signed certificate
+made here. ``WebhookServer`` records every POST and answers the status code
+the test sets (500 to simulate an outage).
+"""
+
+from __future__ import annotations
+
+import datetime
+import email
+import email.policy
+import ipaddress
+import json
+import ssl
+import threading
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from ops.embedded import free_port
+
+
+@dataclass
+class Received:
+    mail_from: str
+    rcpt_tos: list[str]
+    raw: bytes
+
+    @property
+    def message(self) -> EmailMessage:
+        parsed = email.message_from_bytes(self.raw, policy=email.policy.default)
+        assert isinstance(parsed, EmailMessage)
+        return parsed
+
+    def part(self, subtype: str) -> str:
+        body = self.message.get_body(preferencelist=(subtype,))
+        assert body is not None, f"no text/{subtype} part"
+        return str(body.get_content())
+
+
+class _Handler:
+    def __init__(self, server: SmtpServer) -> None:
+        self.server = server
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.server.received.append(
+            Received(envelope.mail_from, list(envelope.rcpt_tos), bytes(envelope.original_content))
+        )
+        return "250 OK"
+
+
+def make_certificate(folder: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 and localhost: (cert.pem, key.pem)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "empire-ops test smtp")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = folder / "smtp-cert.pem", folder / "smtp-key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
+@dataclass
+class SmtpServer:
+    """An aiosmtpd server on 127.0.0.1 (plain, or STARTTLS + AUTH with ``login``)."""
+
+    port: int = field(default_factory=free_port)
+    cert: tuple[Path, Path] | None = None
+    login: tuple[str, str] | None = None
+    received: list[Received] = field(default_factory=list)
+    auth_attempts: list[str] = field(default_factory=list)
+    controller: Any = None
+
+    def start(self) -> SmtpServer:
+        from aiosmtpd.controller import Controller
+        from aiosmtpd.smtp import AuthResult
+
+        kwargs: dict[str, Any] = {}
+        if self.cert is not None:
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            context.load_cert_chain(str(self.cert[0]), str(self.cert[1]))
+            kwargs |= {"tls_context": context, "require_starttls": True}
+        if self.login is not None:
+            expected = self.login
+
+            def authenticator(server: Any, session: Any, envelope: Any, mechanism: str,
+                              data: Any) -> AuthResult:  # fmt: skip
+                user = data.login.decode()
+                self.auth_attempts.append(user)
+                ok = (user, data.password.decode()) == expected
+                return AuthResult(success=ok)
+
+            kwargs |= {"authenticator": authenticator, "auth_required": True,
+                       "auth_require_tls": self.cert is not None}  # fmt: skip
+        self.controller = Controller(_Handler(self), hostname="127.0.0.1", port=self.port, **kwargs)
+        self.controller.start()
+        return self
+
+    def stop(self) -> None:
+        if self.controller is not None:
+            self.controller.stop()
+            self.controller = None
+
+    def by_subject(self, needle: str) -> list[Received]:
+        return [r for r in self.received if needle in str(r.message["Subject"])]
+
+
+class WebhookServer:
+    """An HTTP server on 127.0.0.1 that records POSTs and answers ``status``."""
+
+    def __init__(self) -> None:
+        self.requests: list[dict[str, Any]] = []
+        self.status = 200
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length", "0"))
+                body = self.rfile.read(length)
+                outer.requests.append(
+                    {
+                        "path": self.path,
+                        "headers": dict(self.headers),
+                        "body": body,
+                        "status": outer.status,
+                    }
+                )
+                self.send_response(outer.status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.httpd.server_address[1]
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def url(self, path: str = "/hook") -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def delivered(self) -> list[dict[str, Any]]:
+        """Bodies (JSON) of the requests answered 2xx."""
+        return [json.loads(r["body"]) for r in self.requests if r["status"] // 100 == 2]
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
