@@ -260,9 +260,18 @@ class FlushReport(FindingsReport):
         }
 
 
-def _claim(store: StateStore, now: float, lease: float, rules: AlertRules) -> dict[str, Any] | None:
-    """Claim the next due message, or None. One short transaction; no I/O but SQLite."""
+def _claim(
+    store: StateStore,
+    now: float,
+    lease: float,
+    rules: AlertRules,
+    only: Sequence[str] | None = None,
+) -> dict[str, Any] | None:
+    """Claim the next due message (of ``only``, when given), or None. No I/O but SQLite."""
     token = _secrets.token_hex(8)
+    among = ""
+    if only is not None:
+        among = f"and message_id in ({', '.join('?' for _ in only)}) "
     with store.transaction():
         # Due: pending and its time has come, or its time is further ahead than any
         # backoff could put it (the clock went back), or a claim whose lease ran out.
@@ -270,8 +279,8 @@ def _claim(store: StateStore, now: float, lease: float, rules: AlertRules) -> di
             "select * from messages where "
             "(state = 'pending' and (next_attempt_at <= ? or next_attempt_at > ?)) "
             "or (state = 'sending' and (lease_until <= ? or lease_until > ?)) "
-            "order by created_at limit 1",
-            (now, now + max(rules.retry_max, 86400), now, now + 2 * lease),
+            f"{among}order by created_at limit 1",
+            (now, now + max(rules.retry_max, 86400), now, now + 2 * lease, *(only or ())),
         )
         if not rows:
             return None
@@ -293,6 +302,7 @@ def flush(
     *,
     now: float | None = None,
     limit: int = 200,
+    only: Sequence[str] | None = None,
 ) -> FlushReport:
     """Deliver every due message in the spool through its channel.
 
@@ -312,7 +322,7 @@ def flush(
     )
     for _ in range(limit):
         start = time.time() if now is None else now
-        row = _claim(store, start, lease, rules)
+        row = _claim(store, start, lease, rules, only)
         if row is None:
             break
         summary = {"message_id": row["message_id"], "channel": row["channel"], "kind": row["kind"],
@@ -388,6 +398,48 @@ def _release(store: StateStore, row: dict[str, Any], retry_at: float, error: str
             "lease_until = null, last_error = ? where message_id = ? and claim_token = ?",
             (retry_at, error, row["message_id"], row["claim_token"]),
         )
+
+
+def test_channels(config: Any, secrets: Mapping[str, str]) -> FlushReport:
+    """``alerts test``: one test message through every channel that is on, sent now.
+
+    Findings: ALERT_TEST_SENT (ok) per channel that delivered,
+    ALERT_DELIVERY_FAILED (exit 4) per channel that did not (the test message
+    is then dropped, not retried), ALERTS_NO_CHANNEL (exit 2) when none is on.
+    """
+    from ops.alerts.channels import active_channels
+    from ops.alerts.store import open_store
+    from ops.errors import EXIT_USAGE
+
+    channels = list(active_channels(config, secrets))
+    if not channels:
+        return FlushReport(
+            findings=[
+                F.error(
+                    "ALERTS_NO_CHANNEL",
+                    "alerts",
+                    "no alert channel is on: set the secrets SMTP_HOST and ALERT_TO (e-mail) "
+                    "or ALERT_WEBHOOK_URL (webhook), and check [alerts.email]/[alerts.webhook] "
+                    "enabled",
+                    exit_code=EXIT_USAGE,
+                )
+            ]
+        )
+    ctx = AlertContext.from_config(config)
+    with open_store(config) as store:
+        ids = spool_test(config, store, channels=channels, ctx=ctx)
+        report = flush(config, store, secrets, only=ids)
+        with store.transaction():
+            store.execute(
+                f"update messages set state = 'dropped' where state = 'pending' and message_id in "
+                f"({', '.join('?' for _ in ids)})",
+                ids,
+            )
+    for sent in report.sent:
+        report.findings.append(
+            F.ok("ALERT_TEST_SENT", sent["channel"], f"test message {sent['message_id']} sent")
+        )
+    return report
 
 
 @dataclass

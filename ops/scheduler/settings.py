@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
 from typing import Any
 
-from ops.config import Field, Table, _is_duration, check_cron, is_timezone
+from ops.config import Field, Table, _is_duration, check_cron, is_timezone, parse_duration
 
 SECTION_NAME = "scheduler"
 
@@ -31,16 +33,57 @@ DEFAULT_JOBS: dict[str, dict[str, Any]] = {
 }
 
 
+_JOB_NAME = re.compile(r"[a-z][a-z0-9_]{0,40}")
+
+
 def _job_name(name: str) -> Any:
-    if name not in DEFAULT_JOBS:
-        raise ValueError(f"{name!r} is not a job; known jobs: {', '.join(DEFAULT_JOBS)}")
+    if not _JOB_NAME.fullmatch(name):
+        raise ValueError(
+            f"{name!r} is not a job name (lower_snake_case, at most 41 characters); "
+            f"built-in jobs: {', '.join(DEFAULT_JOBS)}"
+        )
     return name
+
+
+def _jobs_check(jobs: dict[str, Any], root: Any) -> list[str]:
+    """A job of the project's own needs sql and a schedule; cron and every exclude each other."""
+    problems = []
+    for name, job in jobs.items():
+        if not isinstance(job, dict):
+            continue
+        if "cron" in job and "every" in job:
+            problems.append(f"{name}: set cron or every, not both")
+        if name in DEFAULT_JOBS:
+            if "sql" in job:
+                problems.append(f"{name}.sql: {name} is a built-in job; give yours another name")
+            continue
+        if not job.get("sql"):
+            problems.append(
+                f"{name}: not a built-in job ({', '.join(DEFAULT_JOBS)}); a job of your own "
+                'needs sql = "..."'
+            )
+        if "cron" not in job and "every" not in job:
+            problems.append(f'{name}: needs a schedule: cron = "..." or every = "..."')
+    return problems
+
+
+def _every(v: Any) -> Any:
+    if _is_duration(v) < 1:
+        raise ValueError(f"{v!r} is shorter than 1s")
+    return v
 
 
 JOB = Table(
     {
         "cron": Field(str, None, "five-field cron expression (default: the job's own)", check_cron),
+        "every": Field(
+            str,
+            None,
+            "instead of cron: a fixed interval such as 30s, aligned to the clock",
+            _every,
+        ),
         "enabled": Field(bool, True, "false: the scheduler never runs this job"),
+        "sql": Field(str, None, "a job of your own: this statement, in one transaction"),
     }
 )
 
@@ -61,17 +104,44 @@ SECTION = Table(
         "stale_after": Field(
             str, "5m", "SCHEDULER_DOWN when a scheduler's heartbeat is older", _is_duration
         ),
-        "jobs": Table(item=JOB, key_check=_job_name, doc="[scheduler.jobs.<name>]"),
+        "jobs": Table(
+            item=JOB, key_check=_job_name, check=_jobs_check, doc="[scheduler.jobs.<name>]"
+        ),
     }
 )
 
 
-def job_schedule(config: Any) -> dict[str, str]:
-    """Every enabled job's cron expression, configured or default, by job name."""
+@dataclass(frozen=True)
+class JobSchedule:
+    """When a job runs: a cron expression, or ``every`` seconds (aligned to the epoch)."""
+
+    name: str
+    cron: str | None = None
+    every: float | None = None
+    doc: str = ""
+
+    def describe(self) -> str:
+        return f"cron {self.cron}" if self.cron else f"every {self.every:g}s"
+
+
+def job_schedules(config: Any) -> dict[str, JobSchedule]:
+    """Every enabled job's schedule (built-in defaults, then config), by job name."""
     configured = config.get("scheduler.jobs")
-    out: dict[str, str] = {}
-    for name, default in DEFAULT_JOBS.items():
+    out: dict[str, JobSchedule] = {}
+    names = [*DEFAULT_JOBS, *(n for n in configured if n not in DEFAULT_JOBS)]
+    for name in names:
         own = configured.get(name, {})
-        if own.get("enabled", True):
-            out[name] = own.get("cron", default["cron"])
+        if not own.get("enabled", True):
+            continue
+        doc = DEFAULT_JOBS.get(name, {}).get("doc", "the project's own SQL job")
+        if own.get("every"):
+            out[name] = JobSchedule(name, every=parse_duration(own["every"]), doc=doc)
+        else:
+            out[name] = JobSchedule(name, cron=own.get("cron") or DEFAULT_JOBS[name]["cron"],
+                                    doc=doc)  # fmt: skip
     return out
+
+
+def job_schedule(config: Any) -> dict[str, str]:
+    """Every enabled job's cron expression, by job name (jobs run by interval are left out)."""
+    return {n: s.cron for n, s in job_schedules(config).items() if s.cron}

@@ -1,0 +1,94 @@
+"""`empire-ops alerts …`: test the channels, show the state, deliver the spool (thin commands)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import typer
+
+from ops.cliutil import OpsGroup, configure_logging_from, echo, echo_json, is_tty, state
+
+app = typer.Typer(
+    cls=OpsGroup, help="E-mail and webhook alerts: test, status, flush.", no_args_is_help=True
+)
+_JSON = typer.Option(False, "--json", help="Print JSON.")
+
+
+def _when(ts: Any) -> str:
+    if not ts:
+        return "-"
+    return datetime.fromtimestamp(float(ts), UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _secret_values(ctx: typer.Context) -> Any:
+    from ops.secrets import load_secrets
+
+    return load_secrets(state(ctx).config).secrets
+
+
+@app.command("test")
+def alerts_test(ctx: typer.Context, as_json: bool = _JSON) -> None:
+    """Send a test message through every channel that is on; report each result."""
+    from ops.alerts.alerter import test_channels
+    from ops.findings import render_table
+
+    configure_logging_from(ctx)
+    report = test_channels(state(ctx).config, _secret_values(ctx))
+    if as_json:
+        echo_json(report)
+    else:
+        echo(render_table(report.findings, colour=is_tty()))
+    raise typer.Exit(report.exit_code)
+
+
+@app.command("status")
+def alerts_status(ctx: typer.Context, as_json: bool = _JSON) -> None:
+    """Open findings, what was sent, the spool, and which channels are on."""
+    from ops.alerts.alerter import alerts_status as status
+    from ops.alerts.store import open_store
+    from ops.findings import render_table
+
+    configure_logging_from(ctx)
+    cfg = state(ctx).config
+    with open_store(cfg) as store:
+        report = status(cfg, store, _secret_values(ctx))
+    if as_json:
+        echo_json(report)
+        raise typer.Exit(report.exit_code)
+    for name, on in report.channels.items():
+        echo(f"channel {name}: {on}")
+    echo(f"open findings: {len(report.open)}")
+    for r in report.open:
+        echo(f"  {r['severity']:<8} {r['code']} {r['subject']}: seen {r['times_seen']}x since "
+             f"{_when(r['first_seen'])}, alerted {_when(r['alerted_at'])}")  # fmt: skip
+    echo(f"spool: {len(report.spool)}")
+    for m in report.spool:
+        error = f": {m['last_error']}" if m["last_error"] else ""
+        echo(f"  {m['state']:<9} {m['channel']:<8} {m['title']} (tries {m['attempts']}, "
+             f"next {_when(m['next_attempt_at'])}){error}")  # fmt: skip
+    echo(f"sent (newest {len(report.sent)}):")
+    for m in report.sent:
+        echo(f"  {_when(m['sent_at'])} {m['channel']:<8} {m['title']}")
+    echo(render_table(report.findings, colour=is_tty()))
+    raise typer.Exit(report.exit_code)
+
+
+@app.command("flush")
+def alerts_flush(ctx: typer.Context, as_json: bool = _JSON) -> None:
+    """Deliver every due alert in the spool now (exit 4 when a channel still fails)."""
+    from ops.alerts.alerter import flush
+    from ops.alerts.store import open_store
+    from ops.findings import render_table
+
+    configure_logging_from(ctx)
+    cfg = state(ctx).config
+    with open_store(cfg) as store:
+        report = flush(cfg, store, _secret_values(ctx))
+    if as_json:
+        echo_json(report)
+    else:
+        echo(f"sent {len(report.sent)}, failed {len(report.failed)}, "
+             f"dropped {len(report.dropped)}; {report.waiting} waiting")  # fmt: skip
+        echo(render_table(report.findings, colour=is_tty()))
+    raise typer.Exit(report.exit_code)

@@ -1,0 +1,332 @@
+"""Run one job once: lock, claim the tick, run, record, alert. Never raises for the job's failure.
+
+The daemon and ``jobs run NAME`` (cron mode) both call :func:`run_job`, so a
+job behaves the same from either: the same lock, findings, alerts, history
+and exit code.
+
+1. The secrets are loaded and the database resolved (a gap is a finding).
+2. A session advisory lock keyed by (job, database) is tried without
+   waiting on a connection of its own: held, the job runs; busy, the run
+   is *skipped: running elsewhere* (exit 0, it is not a fault). Then the tick
+   is claimed in ``scheduler_runs`` (see :mod:`ops.scheduler.dbstate`): a
+   tick another host already ran is skipped too.
+3. A watchdog pings the lock's connection while the job runs. When it is
+   lost, the server has released the lock and another host may start the
+   next tick: the job is told to stop (its child processes, pg_dump or
+   pg_restore, are terminated) and the run is recorded ``lock_lost``.
+4. The job's exception, whatever it is, becomes ``JOB_FAILED`` (an OpsError
+   keeps its exit code); the run goes to the state store, ``admin_logs`` and,
+   on failure, ``error_logs``; its findings are evaluated for alerts under
+   the source ``job:<name>`` and the spool is flushed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ops import findings as F
+from ops.errors import EXIT_INTERNAL, OpsError
+from ops.findings import Finding, FindingsReport
+
+log = logging.getLogger("ops.scheduler")
+
+_WATCH_EVERY = 2.0
+
+
+@dataclass
+class JobReport(FindingsReport):
+    """One run of one job: when, where, how it ended, and its findings."""
+
+    job: str
+    host: str
+    pid: int
+    scheduled_for: float
+    started_at: float
+    ended_at: float = 0.0
+    outcome: str = "running"  # ok, failed, skipped, lock_lost, aborted
+    findings: list[Finding] = field(default_factory=list)
+    alerts: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def seconds(self) -> float:
+        return max(0.0, self.ended_at - self.started_at)
+
+    def extra(self) -> dict[str, Any]:
+        return {
+            "job": self.job,
+            "host": self.host,
+            "outcome": self.outcome,
+            "scheduled_for": self.scheduled_for,
+            "started_at": self.started_at,
+            "ended_at": self.ended_at,
+            "seconds": round(self.seconds, 3),
+            "alerts": self.alerts,
+        }
+
+
+def lock_name(job: str, database: str) -> str:
+    """The advisory lock of ``job`` on ``database`` (the same key on every host)."""
+    return f"scheduler-job:{job}:{database}"
+
+
+def current_tick(now: float) -> float:
+    """The tick a run started from cron belongs to: the start of its minute."""
+    return float(int(now // 60) * 60)
+
+
+def terminate_children() -> list[int]:
+    """SIGTERM every child process of this process (pg_dump, pg_restore…); their pids.
+
+    Linux only (``/proc``); elsewhere nothing is found and the job's own
+    failure handling must stop them.
+    """
+    found: list[int] = []
+    for task in Path(f"/proc/{os.getpid()}/task").glob("*/children"):
+        try:
+            found += [int(p) for p in task.read_text().split()]
+        except OSError:
+            continue
+    for pid in found:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except OSError:
+            continue
+    return found
+
+
+class _Watchdog(threading.Thread):
+    """Pings the lock's connection; when it is lost, stops the job (see the module docstring)."""
+
+    def __init__(self, conn: Any, stop: threading.Event) -> None:
+        super().__init__(name="empire-ops-lock-watchdog", daemon=True)
+        self.conn = conn
+        self.stop_job = stop
+        self.done = threading.Event()
+        self.lost = False
+
+    def run(self) -> None:
+        from ops import db
+
+        while not self.done.wait(_WATCH_EVERY):
+            try:
+                db.run_query(self.conn, "select 1")
+            except OpsError:
+                if self.done.is_set():
+                    return
+                self.lost = True
+                log.error("the job's lock connection was lost: stopping the job")
+                self.stop_job.set()
+                terminate_children()
+                return
+
+
+def run_job(
+    config: Any,
+    name: str,
+    *,
+    scheduled_for: float | None = None,
+    stop: threading.Event | None = None,
+    on_start: Any = None,
+) -> JobReport:
+    """Run job ``name`` once, as described in the module docstring; return its report.
+
+    ``scheduled_for`` is the tick (epoch seconds) this run belongs to
+    (default: the current minute, as cron starts it). ``stop`` is the
+    scheduler's stop signal. Raises UsageError (exit 2) for an unknown job,
+    PathNotUsable / DiskFull when the state store cannot be written (nothing
+    is run then: a run that cannot be recorded must not happen unseen).
+    """
+    from ops.alerts.store import open_store
+    from ops.scheduler.jobs import job_function
+
+    func = job_function(config, name)
+    started = time.time()
+    tick = current_tick(started) if scheduled_for is None else scheduled_for
+    report = JobReport(name, socket.gethostname(), os.getpid(), tick, started)
+    stop = stop or threading.Event()
+    with open_store(config) as store:
+        run_id = store.job_started(name, report.host, report.pid, started)
+        try:
+            _run_locked(config, name, func, report, stop, on_start)
+        finally:
+            report.ended_at = time.time()
+            store.job_ended(
+                run_id,
+                ended_at=report.ended_at,
+                outcome=report.outcome,
+                exit_code=report.exit_code,
+                findings=[f.to_dict() for f in report.findings],
+            )
+    log.info("job %s %s in %.2fs (exit %d)", name, report.outcome, report.seconds, report.exit_code)
+    return report
+
+
+def _run_locked(
+    config: Any, name: str, func: Any, report: JobReport, stop: threading.Event, on_start: Any
+) -> None:
+    from ops import db
+    from ops.scheduler.jobs import PER_HOST, JobContext
+    from ops.secrets import load_secrets
+    from ops.target import resolve_target
+
+    secrets = load_secrets(config)
+    target = None
+    pre: list[Finding] = []
+    try:
+        target = resolve_target(config, secrets.secrets)
+    except OpsError as exc:
+        pre.append(_failed("JOB_NO_DATABASE", name, exc, "the database could not be resolved"))
+    conn = None
+    lock = None
+    if target is not None and name not in PER_HOST:
+        try:
+            conn = db.connect(target.dsn, target.options, autocommit=True,
+                              session=f"the '{name}' job lock")  # fmt: skip
+            lock = lock_name(name, db.parse_dsn(target.dsn).dbname or "postgres")
+        except OpsError as exc:
+            # Without the database there is no lock: a job that needs it fails on its
+            # own; the others (secrets, alerts) still run here.
+            log.warning("job %s runs without its lock: %s", name, exc.message)
+    try:
+        if conn is not None and lock is not None:
+            if not db.try_advisory_lock(conn, lock, 0):
+                _skip(report, "running elsewhere (another scheduler holds its lock)")
+                return
+            claimed = _claim(conn, config, report)
+            if claimed is False:
+                _skip(report, "this tick already ran elsewhere")
+                db.advisory_unlock(conn, lock)
+                return
+        ctx = JobContext(config=config, secrets=secrets, target=target, stop=stop)
+        watchdog = _Watchdog(conn, stop) if conn is not None else None
+        if watchdog is not None:
+            watchdog.start()
+        if on_start is not None:
+            on_start(report)
+        try:
+            found = pre + _call(func, ctx, name)
+        finally:
+            if watchdog is not None:
+                watchdog.done.set()
+        report.findings = found
+        report.outcome = "failed" if F.exit_code_for(found) else "ok"
+        if watchdog is not None and watchdog.lost:
+            report.outcome = "lock_lost"
+            report.findings.append(
+                F.warning(
+                    "JOB_LOCK_LOST",
+                    name,
+                    "the database connection holding this job's lock was lost mid-run; the job "
+                    "was stopped and runs again at its next tick",
+                )
+            )
+        elif stop.is_set() and report.outcome == "failed":
+            report.outcome = "aborted"
+        _finish_in_database(conn, config, report, lock)
+    finally:
+        if conn is not None:
+            conn.close()
+    _alert(config, report, secrets.secrets, target)
+
+
+def _claim(conn: Any, config: Any, report: JobReport) -> bool | None:
+    """Claim the tick in the database; None when the table cannot be used (lock only)."""
+    from ops.errors import DatabaseError
+    from ops.scheduler import dbstate
+
+    try:
+        dbstate.ensure_tables(conn, config)
+        return dbstate.claim_tick(conn, config, report.job, report.scheduled_for, report.host,
+                                  report.pid)  # fmt: skip
+    except DatabaseError as exc:
+        log.warning("job %s: no tick record in the database (%s); the lock alone guards it",
+                    report.job, exc.message)  # fmt: skip
+        return None
+
+
+def _skip(report: JobReport, why: str) -> None:
+    report.outcome = "skipped"
+    report.findings = [F.info("JOB_SKIPPED", report.job, f"skipped: {why}")]
+    log.info("job %s skipped: %s", report.job, why)
+
+
+def _call(func: Any, ctx: Any, name: str) -> list[Finding]:
+    """The job's findings; any exception becomes JOB_FAILED (a bug keeps exit 10's meaning)."""
+    try:
+        return list(func(ctx))
+    except OpsError as exc:
+        return [_failed("JOB_FAILED", name, exc, "")]
+    except Exception as exc:  # a job never crashes the scheduler
+        log.exception("job %s raised", name)
+        from ops.logs import redact
+
+        return [
+            F.error(
+                "JOB_FAILED",
+                name,
+                f"job {name} raised {type(exc).__name__}: {redact(str(exc))} (a bug in "
+                "empire-ops: the log has the traceback)",
+                exit_code=EXIT_INTERNAL,
+            )
+        ]
+
+
+def _failed(code: str, name: str, exc: OpsError, what: str) -> Finding:
+    message = f"job {name}: {what + ': ' if what else ''}{exc.message}"
+    if exc.hint:
+        message += f" (hint: {exc.hint})"
+    return F.error(code, name, message, exit_code=exc.exit_code)
+
+
+def _finish_in_database(conn: Any, config: Any, report: JobReport, lock: str | None) -> None:
+    """Close the tick, write admin_logs/error_logs, release the lock: each best effort."""
+    from ops import db
+    from ops.scheduler import dbstate
+
+    if conn is None or conn.closed:
+        return
+    report.ended_at = time.time()
+    for what, action in (
+        ("close the tick", lambda: dbstate.finish_tick(conn, config, report.job,
+                                                        report.scheduled_for, report.outcome)),
+        ("record the run in admin_logs", lambda: dbstate.record_run(conn, report)),
+    ):  # fmt: skip
+        try:
+            action()
+        except OpsError as exc:
+            log.warning("job %s: could not %s: %s", report.job, what, exc.message)
+    if lock is not None:
+        try:
+            db.advisory_unlock(conn, lock)
+        except OpsError:
+            pass  # a lost connection has released it already
+
+
+def _alert(config: Any, report: JobReport, secrets: Any, target: Any) -> None:
+    from ops.alerts import alert_findings
+
+    try:
+        evaluation, flushed = alert_findings(
+            config, f"job:{report.job}", report.findings, secrets,
+            database=target.masked if target is not None else "",
+        )  # fmt: skip
+    except OpsError as exc:
+        log.error("job %s: alerts could not be evaluated: %s", report.job, exc.message)
+        report.alerts = {"error": exc.message}
+        return
+    report.alerts = {
+        "alerted": [list(k) for k in evaluation.alerted + evaluation.repeated],
+        "resolved": [list(k) for k in evaluation.resolved],
+        "sent": len(flushed.sent) if flushed else 0,
+        "failed": len(flushed.failed) if flushed else 0,
+    }
+    if flushed is not None:
+        report.findings.extend(flushed.findings)
