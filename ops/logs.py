@@ -2,8 +2,10 @@
 
 The redaction filter is the last line of defence of "never print a secret
 value": the secrets loader registers every loaded value with
-:func:`register_secret_values`, and every log record, exception text and CLI
-error message passes through :func:`redact`.
+:func:`register_secret_values` (and takes back, with
+:func:`forget_public_values`, the values of entries declared not secret), and
+every log record, exception text and CLI error message passes through
+:func:`redact`.
 """
 
 from __future__ import annotations
@@ -66,7 +68,6 @@ def is_weak_secret(value: str) -> bool:
 
 def register_secret_values(values: Iterable[str]) -> None:
     """Redact these values from all output from now on (those :func:`is_redactable`)."""
-    global _pattern
     with _lock:
         for value in (part for v in values for part in _secret_parts(v)):
             if isinstance(value, str) and is_redactable(value):
@@ -75,10 +76,52 @@ def register_secret_values(values: Iterable[str]) -> None:
                 for line in value.splitlines():
                     if is_redactable(line):
                         _values.add(line)
-        if _values:
-            # Longest first, so a value that contains another is replaced whole.
-            ordered = sorted(_values, key=len, reverse=True)
-            _pattern = re.compile("|".join(re.escape(v) for v in ordered))
+        _compile()
+
+
+def forget_public_values(public: Iterable[str], keep: Iterable[str]) -> None:
+    """Stop redacting ``public`` values, except those that are, or are part of, a ``keep`` value.
+
+    ``public`` are the values of spec entries declared ``secret = false`` (a
+    host name, an address), registered like every loaded value; ``keep`` are
+    the other values known to be secret. A value that is both (one string
+    under a public and a secret name) stays redacted, and so does a public
+    value found inside a secret (inside what is registered of it: a DSN with a
+    password whole and its password, a DSN without one not at all). Every
+    other registered value is left as it is.
+    """
+    # Why this cannot un-redact a secret. The pattern is one alternation,
+    # longest first, scanned left to right: wherever a secret S begins in the
+    # text, S is tried before any shorter value and replaced whole, whether or
+    # not a public value P lies inside it. Taking P out of the alternation only
+    # removes P's own matches; S still matches at its start. (Where P's tail
+    # overlaps S's head in the text, P matched first and ate S's head, leaving
+    # the rest of S in clear: forgetting P lets S match there, so it helps.)
+    # What longest-first cannot cover is a secret printed cut (a truncated or
+    # wrapped line): S no longer matches whole, and its pieces are hidden only
+    # if they are registered themselves. So a P that is part of a secret is
+    # kept, and the set never loses a piece of a secret.
+    keep_parts = [part for v in keep for part in _secret_parts(v) if isinstance(part, str)]
+    with _lock:
+        for value in (part for v in public for part in _secret_parts(v)):
+            if not isinstance(value, str):
+                continue
+            # The value and the lines register_secret_values added for it.
+            for form in (value, *value.splitlines()):
+                if not any(form in secret for secret in keep_parts):
+                    _values.discard(form)
+        _compile()
+
+
+def _compile() -> None:
+    """Rebuild the pattern from :data:`_values` (call with :data:`_lock` held)."""
+    global _pattern
+    if not _values:
+        _pattern = None
+        return
+    # Longest first, so a value that contains another is replaced whole.
+    ordered = sorted(_values, key=len, reverse=True)
+    _pattern = re.compile("|".join(re.escape(v) for v in ordered))
 
 
 def _secret_parts(value: str) -> list[str]:

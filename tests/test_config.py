@@ -350,6 +350,19 @@ def test_lower_case_spec_names_are_reported_with_the_fix(tmp_path: Path) -> None
     ]
 
 
+def test_spec_secret_is_a_boolean(tmp_path: Path, cli) -> None:
+    write_config(tmp_path, '[secrets.spec.SMTP_RELAY]\nkind = "hostname"\nsecret = false\n')
+    result = cli("config", "validate")
+    assert result.exit_code == 0, result.output
+    assert load_config().get("secrets.spec.SMTP_RELAY.secret") is False
+    problems = problems_of(tmp_path, '[secrets.spec.SMTP_RELAY]\nsecret = "no"\n')
+    assert problems == ["secrets.spec.SMTP_RELAY.secret: expected boolean, got str 'no'"]
+    write_config(tmp_path, "[env.prod.secrets.spec.SMTP_RELAY]\nsecret = 0\n")
+    result = cli("config", "validate")
+    assert result.exit_code == 2
+    assert "env.prod.secrets.spec.SMTP_RELAY.secret: expected boolean" in result.stderr
+
+
 def test_missing_migration_folders_are_reported(tmp_path: Path) -> None:
     (tmp_path / "supabase" / "migrations").mkdir(parents=True)
     (tmp_path / "notes.txt").write_text("")

@@ -187,5 +187,15 @@ def test_runbook_commands_exist() -> None:
     assert checked > 20
 
 
+def test_every_built_in_secret_is_in_the_env_example() -> None:
+    """The README says the built-in spec's names are all in .env.example: set or commented."""
+    from ops.secrets.spec import DEFAULT_SPEC
+
+    listed = set(
+        re.findall(r"^(?:# )?([A-Z][A-Z0-9_]*)=", (REPO / ".env.example").read_text(), re.M)
+    )
+    assert sorted(set(DEFAULT_SPEC) - listed) == []
+
+
 def _sources() -> str:
     return "\n".join(p.read_text() for p in (REPO / "ops").rglob("*.py"))

@@ -9,7 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from ops.logs import REDACTED, redact, register_secret_values, setup_logging
+from ops.logs import (
+    REDACTED,
+    forget_public_values,
+    redact,
+    register_secret_values,
+    setup_logging,
+)
 
 
 def test_redact_replaces_every_registered_value_longest_first() -> None:
@@ -121,3 +127,66 @@ def test_the_flag_wins_over_the_environment_and_the_config(run_cli, tmp_path: Pa
 def test_setup_logging_refuses_an_unknown_format() -> None:
     with pytest.raises(ValueError, match="not one of auto, text, plain, json"):
         setup_logging("info", "xml")
+
+
+# -- values declared not secret (docs/decisions/0010) -------------------------------------
+CANARY = "Zq8vN3xK1pL7wR2tY5uB-canary"
+
+
+def test_a_public_value_is_forgotten_and_the_secrets_stay() -> None:
+    register_secret_values(["smtp.example.com", "ops-team@example.com", CANARY])
+    forget_public_values(["smtp.example.com", "ops-team@example.com"], keep=[CANARY])
+    text = f"to ops-team@example.com via smtp.example.com with {CANARY}"
+    assert redact(text) == f"to ops-team@example.com via smtp.example.com with {REDACTED}"
+    forget_public_values([CANARY], keep=[])  # the last value: no pattern is left
+    assert redact(CANARY) == CANARY
+
+
+def test_a_public_value_that_is_also_a_secret_stays_redacted() -> None:
+    register_secret_values(["shared-value-123"])
+    forget_public_values(["shared-value-123"], keep=["other-secret-99", "shared-value-123"])
+    assert redact("x shared-value-123") == f"x {REDACTED}"
+
+
+def test_a_secret_containing_a_public_value_is_redacted_whole() -> None:
+    secret = f"pre-{CANARY}-smtp.example.com-post"
+    register_secret_values(["smtp.example.com", secret])
+    forget_public_values(["smtp.example.com"], keep=[secret])
+    assert redact(f"a {secret} b") == f"a {REDACTED} b"
+    # The public value is part of a secret, so it stays registered: a cut secret
+    # (a truncated line) keeps that part hidden too.
+    assert redact(f"a {secret[:-5]}") == f"a pre-{CANARY}-{REDACTED}"
+    assert redact("via smtp.example.com") == f"via {REDACTED}"
+
+
+def test_a_public_value_containing_a_secret_keeps_the_secret_redacted() -> None:
+    register_secret_values(["mail.tenant-8f2kq9.example.com", "tenant-8f2kq9"])
+    forget_public_values(["mail.tenant-8f2kq9.example.com"], keep=["tenant-8f2kq9"])
+    assert redact("via mail.tenant-8f2kq9.example.com") == f"via mail.{REDACTED}.example.com"
+
+
+def test_a_public_value_overlapping_a_secret_no_longer_eats_its_head() -> None:
+    """Forgetting a public value can only give secrets back to redaction, never take them."""
+    public, secret = "smtp.example.com", f"e.com{CANARY}"
+    register_secret_values([public, secret])
+    text = f"smtp.example.com{CANARY}"  # the public value's tail is the secret's head
+    assert CANARY in redact(text)  # before: the public value matched first
+    forget_public_values([public], keep=[secret])
+    assert redact(text) == f"smtp.exampl{REDACTED}"
+
+
+def test_a_dsn_is_compared_by_what_is_registered_of_it() -> None:
+    """A DSN with a password is registered whole (and its password); one without, not at all."""
+    with_pw = "postgresql://app:Pw-7hN2qL9xR4@smtp.example.com:5432/empire"
+    without = "postgresql://app@mail.example.org:5432/empire"
+    register_secret_values([with_pw, without, "smtp.example.com", "mail.example.org"])
+    forget_public_values(["smtp.example.com", "mail.example.org"], keep=[with_pw, without])
+    assert redact("smtp.example.com mail.example.org") == f"{REDACTED} mail.example.org"
+
+
+def test_the_lines_of_a_multiline_public_value_go_with_it() -> None:
+    public = "first-line-public\nsecond-line-public"
+    register_secret_values([public, f"x-{CANARY}\nsecond-line-public"])
+    forget_public_values([public], keep=[f"x-{CANARY}\nsecond-line-public"])
+    assert redact("first-line-public") == "first-line-public"
+    assert redact("second-line-public") == REDACTED  # also a line of a secret

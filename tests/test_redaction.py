@@ -4,16 +4,24 @@ A secret holding non-ASCII, a quote, a newline or a backslash is escaped by
 ``json.dumps``; redacting the serialised text would miss it. Every string of
 the payload (keys too) is redacted first, and the value appears in no form:
 raw, JSON-escaped or ``\\u``-escaped.
+
+Values of spec entries declared ``secret = false`` (the alert host and
+addresses) are not redacted at all, unless a secret holds them (decision 0010).
 """
 
 from __future__ import annotations
 
 import json
+import secrets
 from pathlib import Path
+
+import pytest
 
 from ops import findings as F
 from ops.cliutil import echo_json
-from ops.logs import REDACTED, redact_data, register_secret_values
+from ops.config import load_config
+from ops.logs import REDACTED, redact, redact_data, register_secret_values
+from ops.secrets import load_secrets
 
 AWKWARD = 'päss"wörd\\with\nnewline-€-ABCDEF123456'
 
@@ -58,3 +66,37 @@ def test_the_old_way_would_have_leaked() -> None:
 
     register_secret_values([AWKWARD])
     assert json.dumps(AWKWARD)[1:-1] in redact(json.dumps({"k": AWKWARD}))
+
+
+def test_alert_settings_are_shown_after_loading_and_the_password_is_not(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    canary = secrets.token_urlsafe(18)  # 24 random characters
+    monkeypatch.setenv("ALERT_TO", "ops-team@example.com")
+    monkeypatch.setenv("SMTP_HOST", "smtp.example.com")
+    monkeypatch.setenv("SMTP_PASSWORD", canary)
+    load_secrets(load_config(env="staging"))
+    text = "to ops-team@example.com via smtp.example.com"
+    assert redact(text) == text
+    assert redact(f"{text} as {canary}") == f"{text} as {REDACTED}"
+    echo_json({"to": "ops-team@example.com", "host": "smtp.example.com", "password": canary})
+    data = json.loads(capsys.readouterr().out)["data"]
+    assert data == {"to": "ops-team@example.com", "host": "smtp.example.com", "password": REDACTED}
+
+
+def test_a_public_value_inside_or_equal_to_a_secret_does_not_unredact_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    token = secrets.token_urlsafe(12)
+    password = f"{token}smtp.example.com{token}"
+    monkeypatch.setenv("SMTP_HOST", "smtp.example.com")
+    monkeypatch.setenv("SMTP_PASSWORD", password)
+    # One string under a public and a secret name is a secret.
+    monkeypatch.setenv("SMTP_USER", f"svc-{token}")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", f"svc-{token}")
+    load_secrets(load_config())
+    assert redact(f"[{password}]") == f"[{REDACTED}]"
+    assert redact(f"user svc-{token}") == f"user {REDACTED}"
+    # smtp.example.com is part of a secret: it stays registered, so a cut password
+    # still hides it.
+    assert redact(password[: -len(token)]) == f"{token}{REDACTED}"

@@ -14,6 +14,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import ipaddress
 import json
 import re
 import time
@@ -49,6 +50,8 @@ _PLACEHOLDERS = {
 }
 _PLACEHOLDER_RE = re.compile(r"^(your|my)[-_ .].*[-_ .]here$|^<[^<>]+>$|^\$\{?[A-Z_]+\}?$", re.I)
 _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+# One label of a DNS name; underscores too, as container names (mail_relay) resolve.
+_HOST_LABEL = re.compile(r"[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?")
 _SUPABASE_HOST = re.compile(r"^([a-z0-9]{20})\.supabase\.(co|in)$")
 # What Supabase signs its role keys with: the JWT secret, or an asymmetric signing key.
 KEY_ALGORITHMS = ("HS256", "ES256", "RS256")
@@ -367,6 +370,53 @@ def _email(value: str, ctx: KindContext) -> list[Problem]:
     return [] if _EMAIL_RE.match(value.strip()) else [Problem("is not an e-mail address")]
 
 
+def _email_list(value: str, ctx: KindContext) -> list[Problem]:
+    """One or more addresses separated by commas (spaces around them allowed)."""
+    items = [item.strip() for item in value.split(",")]
+    if not all(items):
+        return [Problem("has an empty entry (two commas, or one at either end)")]
+    bad = [str(i) for i, item in enumerate(items, 1) if not _EMAIL_RE.match(item)]
+    if not bad:
+        return []
+    if len(items) == 1:
+        return [Problem("is not an e-mail address (separate several with commas)")]
+    which = f"entry {bad[0]} is" if len(bad) == 1 else f"entries {', '.join(bad)} are"
+    return [Problem(f"{which} not an e-mail address ({len(items)} entries, by position)")]
+
+
+def _hostname(value: str, ctx: KindContext) -> list[Problem]:
+    """A DNS name or an IP address literal, as a client connects to it: nothing around it."""
+    if "://" in value:
+        return [Problem("is a URL; give the host name only, without scheme")]
+    if any(c.isspace() for c in value):
+        return [Problem("contains spaces; give the host name only")]
+    if "/" in value:
+        return [Problem("has a path; give the host name only")]
+    try:
+        ipaddress.ip_address(value)
+        return []
+    except ValueError:
+        pass
+    if value.startswith("["):
+        return [Problem("has brackets; write an IPv6 address without them (and without a port)")]
+    if ":" in value:
+        return [Problem("has a port or is not an IP address; give the host only (no :port)")]
+    name = value.removesuffix(".")
+    labels = name.split(".")
+    if len(name) > 253 or not all(_HOST_LABEL.fullmatch(label) for label in labels):
+        return [Problem("is not a host name (letters, digits and hyphens between dots)")]
+    if labels[-1].isdigit():
+        return [Problem("is not an IP address")]
+    return []
+
+
+def _port(value: str, ctx: KindContext) -> list[Problem]:
+    text = value.strip()
+    if not text.isascii() or not text.isdigit() or not 1 <= int(text) <= 65535:
+        return [Problem("is not a TCP port (a whole number from 1 to 65535)")]
+    return []
+
+
 KIND_VALIDATORS: dict[str, Validator] = {
     "string": _string,
     "int": _int,
@@ -374,6 +424,9 @@ KIND_VALIDATORS: dict[str, Validator] = {
     "url": _url,
     "postgres_dsn": _postgres_dsn,
     "email": _email,
+    "email_list": _email_list,
+    "hostname": _hostname,
+    "port": _port,
     "jwt": _jwt,
     "supabase_url": _supabase_url,
     "supabase_anon_key": _anon_key,

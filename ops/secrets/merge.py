@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from ops import findings as F
 from ops.errors import EXIT_SECRETS, EXIT_UNREACHABLE
 from ops.findings import Finding
-from ops.logs import register_secret_values
+from ops.logs import forget_public_values, register_secret_values
 from ops.secrets.cache import SecretsCache
 from ops.secrets.errors import (
     SourceAccessDenied,
@@ -228,6 +228,23 @@ class _Chain:
         if self.cache is not None:
             self.cache.drop(source.name)
 
+    def forget_public(self, spec: Spec, secrets: SecretSet) -> None:
+        """Take the resolved values of ``secret = false`` entries out of redaction.
+
+        Every other value any source returned (shadowed ones and stale caches
+        included) is passed as secret, so a value that is also a secret's, or
+        part of one, stays redacted (:func:`ops.logs.forget_public_values`).
+        """
+        public_names = spec.public_names()
+        public = [secrets[n] for n in public_names if n in secrets]
+        if not public:
+            return
+        keep = [v for n, v in secrets.items() if n not in public_names]
+        keep += [
+            v.value for layer in self.layers for n, v in layer.items() if n not in public_names
+        ]
+        forget_public_values(public, keep)
+
     def merged(self, spec: Spec) -> SecretSet:
         values: dict[str, SecretValue] = {}
         for layer in self.layers:
@@ -276,7 +293,9 @@ def load_secrets(
     SECRETS_SOURCE_DENIED (exit 4), SECRETS_SOURCE_UNAVAILABLE (a warning, or
     exit 4 when a required secret may be missing because of it),
     SECRETS_STALE_CACHE (warning). Every loaded value is registered for
-    redaction. ``offline`` makes remote sources use their cache only.
+    redaction, except the values of entries declared ``secret = false``
+    (unless a secret holds the same value or contains it). ``offline`` makes
+    remote sources use their cache only.
     Raises ConfigError for an unknown source name in the chain.
     """
     spec = load_spec(config)
@@ -284,6 +303,7 @@ def load_secrets(
     run.run(chain if chain is not None else list(config.get("secrets.chain")))
     secrets = run.merged(spec)
     register_secret_values(secrets.values())
+    run.forget_public(spec, secrets)
     checks, missing = validate(secrets, spec, config.env)
     findings = run.findings + checks
     consulted = ", ".join(s.name for s in run.statuses if s.status != "skipped") or "no source"

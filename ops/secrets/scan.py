@@ -350,6 +350,7 @@ def scan_loaded(config: Config, path: Path, *, history: bool = False) -> ScanRep
     """Load the configured secrets and :func:`scan_repo` ``path`` for their values.
 
     The dotenv files of the chain get the ``.env`` checks too, wherever they are.
+    Values of entries declared ``secret = false`` are not searched for.
     Unavailable sources are skipped as the loader skips them (their values are
     then not searched). Raises NotAGitRepository (exit 2).
     """
@@ -364,4 +365,7 @@ def scan_loaded(config: Config, path: Path, *, history: bool = False) -> ScanRep
         source = configured_source(name, config)
         if isinstance(source, DotenvSource):
             dotenv_files.extend(source.paths)
-    return scan_repo(repo, result.secrets, history=history, extra_env_files=dotenv_files)
+    # A value declared `secret = false` (SMTP_HOST) is no leak where it is written down.
+    public = result.spec.public_names()
+    secrets = {n: v for n, v in result.secrets.items() if n not in public}
+    return scan_repo(repo, secrets, history=history, extra_env_files=dotenv_files)

@@ -18,6 +18,9 @@ KINDS = (
     "url",
     "postgres_dsn",
     "email",
+    "email_list",
+    "hostname",
+    "port",
     "jwt",
     "supabase_url",
     "supabase_anon_key",
@@ -157,6 +160,12 @@ SPEC = Table(
         "pattern": Field(str, None, "a regular expression the whole value must match", _is_pattern),
         "min_length": Field(int, None, "shortest accepted value", check=_is_count),
         "aliases": Field(list, None, "other names accepted for it", check=_secret_names),
+        "secret": Field(
+            bool,
+            None,
+            "false: a setting, not a credential (a host, a port, an address): shown as it is, "
+            "never redacted nor reported weak (default true)",
+        ),
     }
 )
 

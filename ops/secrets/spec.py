@@ -53,6 +53,10 @@ class SecretSpec:
     pattern: str | None = None
     min_length: int | None = None
     aliases: tuple[str, ...] = ()
+    # False for a setting that is resolved through the chain but is not a
+    # credential (a host name, a port, an address): it is not checked for
+    # weakness, and its value is not redacted from output (docs/decisions/0010).
+    secret: bool = True
 
     def required_in(self, env: str) -> bool:
         if isinstance(self.required, bool):
@@ -148,7 +152,40 @@ DEFAULT_SPEC: dict[str, dict[str, Any]] = {
         "kind": "url",
         "description": "optional: URL of the project's JWKS (…/auth/v1/.well-known/jwks.json)",
     },
+    # The e-mail and webhook alert channels. Only the password and the webhook
+    # URL (a Slack webhook URL is a credential) are secret; the rest is
+    # addressing, shown as it is (secret = False, docs/decisions/0010).
+    "SMTP_HOST": {
+        "kind": "hostname",
+        "secret": False,
+        "description": "alerts: SMTP server host (no port); e-mail alerts are on when it "
+        "and ALERT_TO resolve",
+    },
+    "SMTP_PORT": {
+        "kind": "port",
+        "secret": False,
+        "description": "alerts: SMTP port (465: implicit TLS; else STARTTLS when offered)",
+    },
+    "SMTP_USER": {
+        "secret": False,
+        "description": "alerts: SMTP login name for AUTH (with SMTP_PASSWORD)",
+    },
     "SMTP_PASSWORD": {"description": "alerts: SMTP password (required when e-mail alerts are on)"},
+    "ALERT_FROM": {
+        "kind": "email",
+        "secret": False,
+        "description": "alerts: the From address of alert e-mails",
+    },
+    "ALERT_TO": {
+        "kind": "email_list",
+        "secret": False,
+        "description": "alerts: recipients of alert e-mails, comma-separated",
+    },
+    "ALERT_WEBHOOK_URL": {
+        "kind": "url",
+        "description": "alerts: Slack-compatible webhook URL (a credential: whoever holds it "
+        "can post)",
+    },
     "AWS_ACCESS_KEY_ID": {"description": "backups to S3 / AWS Secrets Manager: access key id"},
     "AWS_SECRET_ACCESS_KEY": {"description": "backups to S3 / AWS Secrets Manager: secret key"},
     "BACKUP_S3_ACCESS_KEY_ID": {"description": "backups: S3-compatible store access key id"},
@@ -212,6 +249,15 @@ class Spec:
         for entry in self.entries.values():
             names.update(entry.aliases)
         return names
+
+    def public_names(self) -> set[str]:
+        """Names and aliases of the entries declared ``secret = false``."""
+        return {
+            name
+            for entry in self.entries.values()
+            if not entry.secret
+            for name in (entry.name, *entry.aliases)
+        }
 
     def of_kind(self, kind: str) -> list[SecretSpec]:
         return [e for e in self.entries.values() if e.kind == kind]
@@ -341,7 +387,8 @@ def validate(secrets: SecretSet, spec: Spec, env: str) -> tuple[list[Finding], l
 
     Findings never quote a value: name, source, fingerprint and the reason. A
     valid value that is weak (too short or too common to redact) is SECRETS_WEAK:
-    an error in :data:`WEAK_IS_ERROR_IN`, a warning elsewhere. A required
+    an error in :data:`WEAK_IS_ERROR_IN`, a warning elsewhere; an entry declared
+    ``secret = false`` is never weak (it is not redacted either). A required
     group none of whose alternatives is complete is missing by its group name
     (:meth:`Spec.requirement` words it). ES256/RS256 keys are verified against
     the project's JWKS when one is configured (fetched at most once); a JWKS
@@ -365,7 +412,9 @@ def validate(secrets: SecretSet, spec: Spec, env: str) -> tuple[list[Finding], l
             issues.append(Problem(f"is shorter than {entry.min_length} characters"))
         if not issues and entry.pattern and not re.fullmatch(entry.pattern, value):
             issues.append(Problem(f"does not match the pattern {entry.pattern!r}"))
-        weak = None if issues else weakness(entry.kind, value)
+        # A value that is not secret is shown, not redacted: too short or too
+        # common to redact does not make it weak (SMTP_HOST=localhost, SMTP_PORT=25).
+        weak = None if issues or not entry.secret else weakness(entry.kind, value)
         if weak:
             found.append(_weak(entry.name, secrets, weak, env))
         problems[entry.name] = issues

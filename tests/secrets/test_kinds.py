@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -9,6 +10,8 @@ import pytest
 
 from ops.config import load_config
 from ops.errors import ConfigError
+from ops.logs import redact
+from ops.secrets import load_secrets
 from ops.secrets.kinds import KindContext, check_value, decode_jwt
 from ops.secrets.model import SecretSet, SecretValue
 from ops.secrets.spec import load_spec, validate
@@ -230,3 +233,153 @@ def test_invalid_spec_in_config_is_reported_with_dotted_paths(tmp_path: Path) ->
     with pytest.raises(ConfigError, match=r"secrets\.spec\.lower_name"):
         write_config(tmp_path, '[secrets.spec.lower_name]\nkind = "string"\n')
         load_spec(load_config())
+
+
+def test_every_kind_the_config_accepts_has_a_validator() -> None:
+    from ops.secrets.kinds import KIND_VALIDATORS
+    from ops.secrets.settings import KINDS
+
+    assert set(KINDS) == set(KIND_VALIDATORS)
+
+
+# -- settings that are not secret (docs/decisions/0010) ----------------------------------------
+@pytest.mark.parametrize(
+    ("kind", "value"),
+    [
+        ("hostname", "localhost"),
+        ("hostname", "smtp.example.com"),
+        ("hostname", "smtp.example.com."),
+        ("hostname", "mail_relay"),
+        ("hostname", "127.0.0.1"),
+        ("hostname", "::1"),
+        ("hostname", "2001:db8::25"),
+        ("port", "25"),
+        ("port", "1"),
+        ("port", "65535"),
+        ("email_list", "ops@example.com"),
+        ("email_list", "ops@example.com, oncall+db@example.org,x@y.io"),
+    ],
+)
+def test_hostname_port_and_email_list_accept(kind: str, value: str) -> None:
+    assert check_value(kind, value, KindContext("prod", "X")) == []
+
+
+@pytest.mark.parametrize(
+    ("kind", "value", "why"),
+    [
+        ("hostname", "smtp://mail-host.example.com", "is a URL"),
+        ("hostname", "mail-host.example.com:587", "has a port"),
+        ("hostname", "mail-host.example.com/x", "has a path"),
+        ("hostname", "mail host.example.com", "contains spaces"),
+        ("hostname", " mail-host.example.com", "contains spaces"),
+        ("hostname", "[2001:db8::25]", "brackets"),
+        ("hostname", "-mail-host.example.com", "is not a host name"),
+        ("hostname", "mail..example.com", "is not a host name"),
+        ("hostname", "10.20.30.400", "is not an IP address"),
+        ("port", "0", "is not a TCP port"),
+        ("port", "65536", "is not a TCP port"),
+        ("port", "smtp-port", "is not a TCP port"),
+        ("port", "-25", "is not a TCP port"),
+        ("port", "2.5", "is not a TCP port"),
+        ("email_list", "oncall-at-example.com", "is not an e-mail address"),
+        ("email_list", "ops@example.com;oncall@example.com", "is not an e-mail address"),
+        ("email_list", "ops@example.com, oncall-at-example.com", "entry 2 is not"),
+        ("email_list", "ops@example.com,,oncall@example.com", "has an empty entry"),
+        ("email_list", "ops@example.com,", "has an empty entry"),
+    ],
+)
+def test_hostname_port_and_email_list_refuse_without_quoting(
+    kind: str, value: str, why: str
+) -> None:
+    problems = check_value(kind, value, KindContext("dev", "X"))
+    assert len(problems) == 1 and why in problems[0].message, problems
+    words = {w for w in value.replace(",", " ").split() if len(w) > 3}
+    assert not any(w in problems[0].message for w in words), problems
+
+
+ALERT_SETTINGS = {
+    "SMTP_HOST": "localhost",
+    "SMTP_PORT": "25",
+    "SMTP_USER": "ops",
+    "ALERT_FROM": "ops@example.com",
+    "ALERT_TO": "ops-team@example.com",
+}
+
+
+def test_the_alert_settings_are_declared_optional_and_not_secret() -> None:
+    spec = load_spec(None)
+    for name in (*ALERT_SETTINGS, "SMTP_PASSWORD", "ALERT_WEBHOOK_URL"):
+        entry = spec.entries[name]
+        assert not entry.required and entry.description.startswith("alerts: ")
+    assert spec.public_names() >= set(ALERT_SETTINGS)
+    assert spec.entries["SMTP_PASSWORD"].secret and spec.entries["ALERT_WEBHOOK_URL"].secret
+    kinds = {n: spec.entries[n].kind for n in ALERT_SETTINGS}
+    assert kinds == {
+        "SMTP_HOST": "hostname",
+        "SMTP_PORT": "port",
+        "SMTP_USER": "string",
+        "ALERT_FROM": "email",
+        "ALERT_TO": "email_list",
+    }
+
+
+def test_short_or_common_alert_settings_are_not_weak_in_staging(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name, value in ALERT_SETTINGS.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("SMTP_PASSWORD", "admin")  # a secret still is weak
+    loaded = load_secrets(load_config(env="staging"))
+    weak = [
+        (f.code, f.subject, f.severity.name) for f in loaded.findings if f.code == "SECRETS_WEAK"
+    ]
+    assert weak == [("SECRETS_WEAK", "SMTP_PASSWORD", "ERROR")]
+    assert not [f for f in loaded.findings if f.subject in ALERT_SETTINGS]
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("SMTP_PORT", "70000"),
+        ("SMTP_HOST", "smtp.example.com:587"),
+        ("ALERT_TO", "ops@example.com, oncall-at-example"),
+        ("ALERT_FROM", "alerts-at-example.com"),
+    ],
+)
+def test_a_bad_alert_setting_is_invalid_by_name_never_by_value(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str
+) -> None:
+    monkeypatch.setenv(name, value)
+    loaded = load_secrets(load_config(env="staging"))
+    found = [f for f in loaded.findings if f.subject == name]
+    assert [f.code for f in found] == ["SECRETS_INVALID"]
+    assert found[0].message.startswith(f"{name} ")
+    shown = found[0].message + json.dumps(found[0].details)
+    assert value not in shown and value.split(",")[-1].strip() not in shown
+
+
+def test_secret_false_from_config(tmp_path: Path) -> None:
+    write_config(
+        tmp_path,
+        "[secrets.spec.MAIL_LOGIN]\nsecret = false\n"
+        '[secrets.spec.MAIL_TOKEN]\ndescription = "a secret by default"\n'
+        "[secrets.spec.SMTP_USER]\nsecret = true\n",
+    )
+    spec = load_spec(load_config())
+    assert not spec.entries["MAIL_LOGIN"].secret and spec.entries["MAIL_TOKEN"].secret
+    assert spec.entries["SMTP_USER"].secret  # a built-in entry can be made secret again
+    found, _ = validate(sset(MAIL_LOGIN="administrator"), spec, "prod")
+    assert found == []
+    found, _ = validate(sset(MAIL_TOKEN="administrator"), spec, "prod")
+    assert codes(found) == [("SECRETS_WEAK", "MAIL_TOKEN")]
+    found, _ = validate(sset(SMTP_USER="ops"), spec, "prod")
+    assert codes(found) == [("SECRETS_WEAK", "SMTP_USER")]
+
+
+def test_a_value_declared_public_is_not_redacted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_config(tmp_path, "[secrets.spec.BUILD_LABEL]\nsecret = false\n")
+    monkeypatch.setenv("BUILD_LABEL", "release-candidate-7")
+    load_secrets(load_config())
+    assert redact("built release-candidate-7") == "built release-candidate-7"

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from ops.secrets.scan import NotAGitRepository, check_env_files, scan_repo
+from ops.config import load_config
+from ops.secrets.scan import NotAGitRepository, check_env_files, scan_loaded, scan_repo
 from tests.helpers import git, make_repo
 
 SECRET = "s3cr3t-Value-For-Scan-9f2"
@@ -84,6 +85,20 @@ def test_env_files_tracked_unignored_and_readable(repo: Path) -> None:
         ("SECRETS_ENV_NOT_IGNORED", "svc/.env.local"),
         ("SECRETS_ENV_TRACKED", "prod.env"),
     }
+
+
+def test_values_declared_not_secret_are_not_searched(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (repo / "ops.md").write_text("alerts go to ops-team@example.com via smtp.example.com\n")
+    (repo / "settings.py").write_text(f"PASSWORD = '{SECRET}'\n")
+    git(repo, "add", ".")
+    git(repo, "commit", "-q", "-m", "docs")
+    monkeypatch.setenv("SMTP_HOST", "smtp.example.com")
+    monkeypatch.setenv("ALERT_TO", "ops-team@example.com")
+    monkeypatch.setenv("SMTP_PASSWORD", SECRET)
+    report = scan_loaded(load_config(), repo)
+    assert [(h.name, h.path) for h in report.hits] == [("SMTP_PASSWORD", "settings.py")]
 
 
 def test_not_a_git_repository_is_a_usage_error(tmp_path: Path) -> None:
