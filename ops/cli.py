@@ -12,6 +12,7 @@ from typing import Any
 
 import typer
 
+from ops.alerts import cli as alerts_cli
 from ops.backup import cli as backup_cli
 from ops.cliutil import (
     AppState,
@@ -23,6 +24,7 @@ from ops.cliutil import (
     state,
 )
 from ops.migrate import cli as migrate_cli
+from ops.scheduler import cli as scheduler_cli
 from ops.secrets import cli as secrets_cli
 
 app = typer.Typer(
@@ -212,6 +214,10 @@ app.add_typer(backup_cli.app, name="backup")
 app.command("restore")(backup_cli.restore)
 app.add_typer(backup_cli.drill_app, name="drill")
 app.add_typer(secrets_cli.app, name="secrets")
+app.add_typer(alerts_cli.app, name="alerts")
+app.add_typer(scheduler_cli.app, name="scheduler")
+app.add_typer(scheduler_cli.jobs_app, name="jobs")
+app.add_typer(scheduler_cli.cron_app, name="cron")
 app.command("run")(secrets_cli.run_command)
 
 

@@ -403,3 +403,6 @@ from tests.openbao import (  # noqa: E402
 )
 
 __all__ = ["openbao", "openbao_server", "openbao_tls", "openbao_uninitialised"]
+
+# Real SMTP and webhook servers (tests/mailservers.py).
+from tests.mailservers import cert_path, smtp, smtp_tls, webhook  # noqa: E402, F401

@@ -15,11 +15,14 @@ import ipaddress
 import json
 import ssl
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from ops.embedded import free_port
 
@@ -179,3 +182,35 @@ class WebhookServer:
     def stop(self) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+# -- fixtures (imported by tests/conftest.py) ------------------------------------------
+@pytest.fixture
+def smtp() -> Iterator[SmtpServer]:
+    """A plain aiosmtpd server that records every message."""
+    server = SmtpServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def smtp_tls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SmtpServer]:
+    """An aiosmtpd server that requires STARTTLS, then AUTH (user ``alerts``)."""
+    folder = tmp_path_factory.mktemp("smtp-tls")
+    server = SmtpServer(cert=make_certificate(folder), login=("alerts", "Smtp-Pw#4f9a-x7Q@z"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def webhook() -> Iterator[WebhookServer]:
+    server = WebhookServer()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def cert_path(smtp_tls: SmtpServer) -> Path:
+    assert smtp_tls.cert is not None
+    return smtp_tls.cert[0]

@@ -233,6 +233,12 @@ class SchedulerDaemon:
             self.state = "stopped"
             self.beat()
             log.info("scheduler %s stopped", self.scheduler_id)
+        if self.running:
+            # A job that ignored its stop is abandoned: the interpreter would wait for
+            # its thread at exit. Its partial work has no manifest, so nothing lists it.
+            log.error("scheduler: %s did not stop; exiting anyway", ", ".join(self.running))
+            logging.shutdown()
+            os._exit(0)
         return 0
 
 

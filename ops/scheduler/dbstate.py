@@ -64,6 +64,30 @@ def claim_tick(conn: Any, config: Any, job: str, scheduled_for: float, host: str
     return bool(rows)
 
 
+def unfinished_run(
+    conn: Any, config: Any, job: str, host: str, pid: int, stale_after: float
+) -> str | None:
+    """A host whose run of ``job`` has not ended while its scheduler still beats, or None.
+
+    Such a run lost its lock (its connection dropped) and may still be working;
+    a run whose scheduler stopped beating is presumed dead. Runs started by
+    cron have no heartbeat and are not considered (docs/scheduler.md).
+    """
+    schema = _schema(config)
+    rows = db.run_query(
+        conn,
+        db.SQL(
+            "select r.host from {}.scheduler_runs r join {}.scheduler_heartbeats h"
+            " on h.host = r.host and h.pid = r.pid"
+            " where r.job = %s and r.ended_at is null and not (r.host = %s and r.pid = %s)"
+            " and h.state <> 'stopped' and h.last_seen > now() - make_interval(secs => %s)"
+            " limit 1"
+        ).format(schema, schema),
+        (job, host, pid, stale_after),
+    )
+    return str(rows[0]["host"]) if rows else None
+
+
 def finish_tick(conn: Any, config: Any, job: str, scheduled_for: float, outcome: str) -> None:
     db.run_query(
         conn,

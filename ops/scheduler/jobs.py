@@ -40,6 +40,16 @@ class JobContext:
     target: DatabaseTarget | None
     stop: threading.Event = field(default_factory=threading.Event)
     facts: dict[str, Any] = field(default_factory=dict)
+    on_abort: list[Callable[[], None]] = field(default_factory=list)
+
+    def abort(self) -> None:
+        """Stop the job now: set ``stop``, run its abort hooks (cancel its queries)."""
+        self.stop.set()
+        for hook in list(self.on_abort):
+            try:
+                hook()
+            except Exception:  # an abort hook must not stop the others
+                continue
 
     def require_target(self) -> DatabaseTarget:
         from ops.errors import DatabaseUnreachable
@@ -141,6 +151,8 @@ def sql_job(statement: str) -> Job:
 
         target = ctx.require_target()
         conn = db.connect(target.dsn, target.options)
+        # Stopping the job cancels its statement in the server, not only here.
+        ctx.on_abort.append(conn.cancel_safe)
         try:
             with db.transaction(conn):
                 db.run_query(conn, statement)

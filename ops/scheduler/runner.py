@@ -102,20 +102,38 @@ def terminate_children() -> list[int]:
     return found
 
 
-class _Watchdog(threading.Thread):
-    """Pings the lock's connection; when it is lost, stops the job (see the module docstring)."""
+def abort_job(ctx: Any) -> None:
+    """Stop a running job: its abort hooks (cancel its queries), then its child processes."""
+    ctx.abort()
+    terminate_children()
 
-    def __init__(self, conn: Any, stop: threading.Event) -> None:
+
+class _Watchdog(threading.Thread):
+    """Stops the job when the scheduler stops, or when the lock's connection is lost.
+
+    The connection (when there is one) is pinged every few seconds; the
+    scheduler's stop event is looked at more often.
+    """
+
+    def __init__(self, conn: Any, ctx: Any) -> None:
         super().__init__(name="empire-ops-lock-watchdog", daemon=True)
         self.conn = conn
-        self.stop_job = stop
+        self.ctx = ctx
         self.done = threading.Event()
         self.lost = False
 
     def run(self) -> None:
         from ops import db
 
-        while not self.done.wait(_WATCH_EVERY):
+        last_ping = time.monotonic()
+        while not self.done.wait(0.2):
+            if self.ctx.stop.is_set():
+                log.warning("stopping the running job (the scheduler is stopping)")
+                abort_job(self.ctx)
+                return
+            if self.conn is None or time.monotonic() - last_ping < _WATCH_EVERY:
+                continue
+            last_ping = time.monotonic()
             try:
                 db.run_query(self.conn, "select 1")
             except OpsError:
@@ -123,8 +141,7 @@ class _Watchdog(threading.Thread):
                     return
                 self.lost = True
                 log.error("the job's lock connection was lost: stopping the job")
-                self.stop_job.set()
-                terminate_children()
+                abort_job(self.ctx)
                 return
 
 
@@ -135,6 +152,7 @@ def run_job(
     scheduled_for: float | None = None,
     stop: threading.Event | None = None,
     on_start: Any = None,
+    scheduler_id: str | None = None,
 ) -> JobReport:
     """Run job ``name`` once, as described in the module docstring; return its report.
 
@@ -156,6 +174,9 @@ def run_job(
         run_id = store.job_started(name, report.host, report.pid, started)
         try:
             _run_locked(config, name, func, report, stop, on_start)
+        except BaseException:
+            report.outcome = "failed" if report.outcome == "running" else report.outcome
+            raise
         finally:
             report.ended_at = time.time()
             store.job_ended(
@@ -200,25 +221,29 @@ def _run_locked(
             if not db.try_advisory_lock(conn, lock, 0):
                 _skip(report, "running elsewhere (another scheduler holds its lock)")
                 return
-            claimed = _claim(conn, config, report)
-            if claimed is False:
-                _skip(report, "this tick already ran elsewhere")
+            busy_on = _still_running_elsewhere(conn, config, report)
+            claimed = None if busy_on else _claim(conn, config, report)
+            if busy_on or claimed is False:
+                why = (
+                    f"the previous run on {busy_on} may still be running (it lost its lock)"
+                    if busy_on
+                    else "this tick already ran (on another host, or cron started it twice)"
+                )
+                _skip(report, why)
                 db.advisory_unlock(conn, lock)
                 return
         ctx = JobContext(config=config, secrets=secrets, target=target, stop=stop)
-        watchdog = _Watchdog(conn, stop) if conn is not None else None
-        if watchdog is not None:
-            watchdog.start()
+        watchdog = _Watchdog(conn, ctx)
+        watchdog.start()
         if on_start is not None:
             on_start(report)
         try:
             found = pre + _call(func, ctx, name)
         finally:
-            if watchdog is not None:
-                watchdog.done.set()
+            watchdog.done.set()
         report.findings = found
         report.outcome = "failed" if F.exit_code_for(found) else "ok"
-        if watchdog is not None and watchdog.lost:
+        if watchdog.lost:
             report.outcome = "lock_lost"
             report.findings.append(
                 F.warning(
@@ -230,9 +255,14 @@ def _run_locked(
             )
         elif stop.is_set() and report.outcome == "failed":
             report.outcome = "aborted"
-        _finish_in_database(conn, config, report, lock)
+        _finish_in_database(target, config, report)
     finally:
         if conn is not None:
+            if lock is not None:
+                try:
+                    db.advisory_unlock(conn, lock)
+                except OpsError:
+                    pass  # a lost connection has released it already
             conn.close()
     _alert(config, report, secrets.secrets, target)
 
@@ -286,14 +316,38 @@ def _failed(code: str, name: str, exc: OpsError, what: str) -> Finding:
     return F.error(code, name, message, exit_code=exc.exit_code)
 
 
-def _finish_in_database(conn: Any, config: Any, report: JobReport, lock: str | None) -> None:
-    """Close the tick, write admin_logs/error_logs, release the lock: each best effort."""
+def _still_running_elsewhere(conn: Any, config: Any, report: JobReport) -> str | None:
+    """The host of a run of this job that lost its lock and may still be running, or None."""
+    from ops.errors import DatabaseError
+    from ops.scheduler import dbstate
+
+    try:
+        dbstate.ensure_tables(conn, config)
+        return dbstate.unfinished_run(
+            conn, config, report.job, report.host, report.pid,
+            config.seconds("scheduler.stale_after"),
+        )  # fmt: skip
+    except DatabaseError:
+        return None
+
+
+def _finish_in_database(target: Any, config: Any, report: JobReport) -> None:
+    """Close the tick and write admin_logs/error_logs, on a connection of its own.
+
+    Its own, because the lock's connection may be the one that was lost.
+    Best effort: a failure is logged, the state store has the run anyway.
+    """
     from ops import db
     from ops.scheduler import dbstate
 
-    if conn is None or conn.closed:
+    if target is None:
         return
     report.ended_at = time.time()
+    try:
+        conn = db.connect(target.dsn, target.options, autocommit=True)
+    except OpsError as exc:
+        log.warning("job %s: not recorded in the database: %s", report.job, exc.message)
+        return
     for what, action in (
         ("close the tick", lambda: dbstate.finish_tick(conn, config, report.job,
                                                         report.scheduled_for, report.outcome)),
@@ -303,11 +357,7 @@ def _finish_in_database(conn: Any, config: Any, report: JobReport, lock: str | N
             action()
         except OpsError as exc:
             log.warning("job %s: could not %s: %s", report.job, what, exc.message)
-    if lock is not None:
-        try:
-            db.advisory_unlock(conn, lock)
-        except OpsError:
-            pass  # a lost connection has released it already
+    conn.close()
 
 
 def _alert(config: Any, report: JobReport, secrets: Any, target: Any) -> None:

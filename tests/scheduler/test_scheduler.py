@@ -1,0 +1,203 @@
+"""The scheduler as real processes: two hosts on one database, lost connections, SIGTERM, faults."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import time
+from collections import Counter
+from pathlib import Path
+
+from tests.mailservers import SmtpServer
+from tests.scheduler.conftest import ALL_OFF, query
+
+FAST = '[scheduler]\nheartbeat_every = "1s"\nshutdown_grace = "2s"\n' + ALL_OFF
+
+
+def test_two_schedulers_run_every_tick_exactly_once_between_them(hosts, migrated_db: str) -> None:
+    config = FAST.replace(
+        "[scheduler.jobs.partitions]\nenabled = false\n",
+        '[scheduler.jobs.partitions]\nevery = "1s"\n',
+    )
+    a, b = hosts("a"), hosts("b")
+    for host in (a, b):
+        host.configure(config)
+        host.start()
+    a.wait_for_log("scheduler "), b.wait_for_log("scheduler ")
+    time.sleep(25)
+    assert a.stop() == 0 and b.stop() == 0
+
+    ticks = [
+        row[0]
+        for row in query(
+            migrated_db,
+            "select extract(epoch from scheduled_for)::bigint from ops.scheduler_runs "
+            "where job = 'partitions' and outcome = 'ok' order by 1",
+        )
+    ]
+    assert len(ticks) >= 20
+    # Every second between the first and the last tick ran, and only once.
+    assert ticks == list(range(ticks[0], ticks[0] + len(ticks)))
+    # The job history of both hosts: one run per tick in all, the other host skipped it.
+    ran = [r for h in (a, b) for r in h.history() if r["outcome"] == "ok"]
+    skipped = [r for h in (a, b) for r in h.history() if r["outcome"] == "skipped"]
+    assert len(ran) == len(ticks)
+    assert len(skipped) >= len(ticks) - 2  # each tick fired on both hosts
+    # admin_logs holds one row per run, naming its tick.
+    logged = Counter(
+        json.loads(r[0])["scheduled_for"]
+        for r in query(
+            migrated_db,
+            "select after::text from public.admin_logs where action = 'scheduler.job' "
+            "and subject = 'partitions'",
+        )
+    )
+    assert len(logged) == len(ticks) and set(logged.values()) == {1}
+    # Both stopped cleanly: their heartbeats say so, and no SCHEDULER_DOWN follows.
+    states = query(migrated_db, "select state from ops.scheduler_heartbeats")
+    assert sorted(s for (s,) in states) == ["stopped", "stopped"]
+
+
+def _overlaps(runs: list[dict[str, object]]) -> list[tuple[object, object]]:
+    spans = sorted((float(r["started_at"]), float(r["ended_at"] or 0)) for r in runs)  # type: ignore[arg-type]
+    return [(x, y) for x, y in itertools.pairwise(spans) if y[0] < x[1]]
+
+
+def test_a_scheduler_that_loses_its_connection_mid_job_hands_the_next_tick_over(
+    hosts, migrated_db: str
+) -> None:
+    config = FAST + '[scheduler.jobs.slow]\nevery = "3s"\nsql = "select pg_sleep(2.5)"\n'
+    a, b = hosts("a"), hosts("b")
+    for host in (a, b):
+        host.configure(config)
+        host.start()
+    # Wait for a run in progress, then cut the connection that holds its lock.
+    deadline = time.monotonic() + 30
+    holder = []
+    while time.monotonic() < deadline and not holder:
+        holder = query(
+            migrated_db,
+            "select l.pid from pg_locks l join pg_stat_activity s on s.pid = l.pid "
+            "where l.locktype = 'advisory' and l.granted and s.datname = current_database() "
+            "and exists (select 1 from pg_stat_activity q where q.query like 'select pg_sleep%%' "
+            "and q.state = 'active' and q.datname = current_database())",
+        )
+        time.sleep(0.05)
+    assert holder, "no run of the slow job was seen"
+    query(migrated_db, "select pg_terminate_backend(%s)", holder[0])
+    time.sleep(10)
+    assert a.stop() == 0 and b.stop() == 0
+
+    runs = [r for h in (a, b) for r in h.history() if r["job"] == "slow"]
+    worked = [r for r in runs if r["outcome"] in ("ok", "lock_lost", "failed")]
+    lost = [r for r in runs if r["outcome"] == "lock_lost"]
+    assert len(lost) == 1
+    assert "JOB_LOCK_LOST" in str(lost[0]["findings"])
+    # The run that lost its lock was stopped at once, not left to sleep on.
+    assert float(lost[0]["ended_at"]) - float(lost[0]["started_at"]) < 2.5  # type: ignore[arg-type]
+    # Later ticks ran (on one host or the other) and no two runs ever overlapped.
+    later = [r for r in worked if float(r["started_at"]) > float(lost[0]["ended_at"])]  # type: ignore[arg-type]
+    assert later and all(r["outcome"] == "ok" for r in later)
+    assert _overlaps(worked) == []
+
+
+def test_a_job_that_fails_alerts_once_and_the_scheduler_carries_on(
+    hosts, migrated_db: str, smtp: SmtpServer
+) -> None:
+    host = hosts("a")
+    host.env |= {"SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(smtp.port),
+                 "ALERT_TO": "ops@example.com"}  # fmt: skip
+    host.configure(
+        FAST + '[scheduler.jobs.broken]\nevery = "1s"\nsql = "select 1/0"\n'
+        '[alerts.email]\ntls = "none"\n'
+    )
+    host.start()
+    host.wait_for_log("job broken failed")
+    time.sleep(4)
+    assert host.proc is not None and host.proc.poll() is None  # still running
+    assert host.stop() == 0
+    failed = [r for r in host.history() if r["job"] == "broken"]
+    assert len(failed) >= 4 and all(r["outcome"] == "failed" for r in failed)
+    (mail,) = smtp.received  # one alert, however many failed runs
+    assert "JOB_FAILED: broken" in str(mail.message["Subject"])
+    assert "division by zero" in mail.part("plain")
+    errors = query(
+        migrated_db,
+        "select count(*) from public.error_logs where source = 'empire-ops:scheduler'",
+    )
+    assert errors[0][0] == len(failed)
+
+
+def test_sigterm_during_a_backup_leaves_no_partial_backup_and_exits_0(
+    hosts, migrated_db: str, tmp_path: Path
+) -> None:
+    from ops.backup.tools import find_tool
+
+    real = find_tool("pg_dump", server_major=18).path
+    marker = tmp_path / "pg_dump-started"
+    slow = tmp_path / "slow_pg_dump"
+    # A pg_dump that takes its time, as a large database's does.
+    slow.write_text(
+        "#!/bin/sh\n"
+        f'[ "$1" = "--version" ] && exec {real} --version\n'
+        f"touch {marker}\n"
+        "exec python3 -c 'import os, sys, time; time.sleep(60); "
+        f'os.execv(sys.argv[1], sys.argv[1:])\' {real} "$@"\n'
+    )
+    slow.chmod(0o755)
+    host = hosts("a")
+    host.configure(
+        FAST.replace(
+            "[scheduler.jobs.backup]\nenabled = false\n", '[scheduler.jobs.backup]\nevery = "2s"\n'
+        )
+        + f'[backup]\npg_dump = "{slow}"\n'
+    )
+    host.start()
+    deadline = time.monotonic() + 30
+    while not marker.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert marker.exists(), host.log.read_text()
+    started = time.monotonic()
+    assert host.stop() == 0
+    assert time.monotonic() - started < 20  # grace 2 s, then the backup is stopped
+    # The stopped backup is on record as failed (its manifest says so); nothing of it
+    # is listed as a backup to restore from.
+    listed = json.loads(host.run("backup", "list", "--json").stdout)["data"]["repositories"]
+    assert [b["status"] for b in listed["local"]["backups"]] == ["failed"]
+    assert listed["local"]["incomplete"] == []
+    refused = host.run("restore", "latest", "--target-db", "nowhere", "--create")
+    assert refused.returncode == 2 and "no complete backup" in refused.stderr, refused.stderr
+    (run,) = [r for r in host.history() if r["job"] == "backup"]
+    assert run["outcome"] in ("aborted", "failed")
+    assert "still running after the grace period" in host.log.read_text()
+
+
+def test_the_state_folder_read_only_is_a_clear_error(hosts, tmp_path: Path) -> None:
+    from tests.helpers import tmpfs
+
+    host = hosts("a")
+    with tmpfs("ro,size=1m") as mount:
+        host.configure(f'[project]\nstate_dir = "{mount / "state"}"\n' + ALL_OFF)
+        for args in (("jobs", "run", "secrets"), ("scheduler", "run"), ("alerts", "status")):
+            done = host.run(*args)
+            assert done.returncode == 2, (args, done.stdout, done.stderr)
+            assert "Traceback" not in done.stderr and "internal error" not in done.stderr
+            assert "read-only" in done.stderr and "hint:" in done.stderr
+
+
+def test_jobs_run_from_cron_has_the_same_lock_and_skips_a_tick_that_ran(
+    hosts, migrated_db: str
+) -> None:
+    a, b = hosts("a"), hosts("b")
+    for host in (a, b):
+        host.configure(ALL_OFF)
+    first = a.run("jobs", "run", "partitions", "--json")
+    second = b.run("jobs", "run", "partitions", "--json")
+    assert first.returncode == 0 and second.returncode == 0, second.stderr
+    outcomes = {json.loads(p.stdout)["data"]["outcome"] for p in (first, second)}
+    # Unless the minute turned between the two, the second host skips the tick.
+    assert outcomes in ({"ok", "skipped"}, {"ok"})
+    unknown = a.run("jobs", "run", "nosuchjob")
+    assert unknown.returncode == 2 and "built-in jobs: secrets" in unknown.stderr
+    assert os.path.exists(a.root / ".empire" / "state.sqlite3")
