@@ -114,6 +114,45 @@ def step_drill(state: UpState) -> list[Finding]:
     return run_drill(state.config, str(backup_id)).findings
 
 
+def step_alerts(state: UpState) -> list[Finding]:
+    """Evaluate every finding of this run for alerts: sent, spooled, or (no channel) listed.
+
+    It runs last, whatever happened before, since a failed run is what alerts are for.
+    A channel that is down is not a failure of ``up``: the alert waits in the spool.
+    """
+    from ops.alerts import alert_findings
+
+    if not state.config.get("alerts.enabled"):
+        return [F.info("ALERTS_OFF", "alerts", "alerts are off ([alerts] enabled = false)")]
+    secrets = state.secrets.secrets if state.secrets is not None else {}
+    masked = state.target.masked if state.target is not None else ""
+    evaluation, flushed = alert_findings(
+        state.config, "up", state.facts.get("findings", []), secrets, database=masked
+    )
+    from ops.alerts.store import open_store
+
+    with open_store(state.config) as store:
+        rows = {m["message_id"]: m for m in store.messages(limit=1000)}
+    mine = [rows[i] for i in evaluation.messages if i in rows]
+    if not mine:
+        if evaluation.still_open:
+            return [F.info("ALERTS_ALREADY_SENT", "alerts",
+                           f"{len(evaluation.still_open)} finding(s) already alerted, not "
+                           "repeated before [alerts] repeat_after")]  # fmt: skip
+        return [F.ok("ALERTS_NONE", "alerts", "nothing to alert")]
+    listed = {"alerts": [f"{m['channel']} {m['state']}: {m['title']}" for m in mine]}
+    sent = [m for m in mine if m["state"] == "sent"]
+    if any(m["state"] == "unrouted" for m in mine):
+        message = f"no alert channel is on; {len(mine)} alert(s) would be sent"
+        return [F.info("ALERTS_WOULD_SEND", "alerts", message, details=listed)]
+    if len(sent) == len(mine):
+        channels = ", ".join(sorted({m["channel"] for m in sent}))
+        return [F.ok("ALERTS_SENT", "alerts", f"{len(sent)} sent by {channels}", details=listed)]
+    why = flushed.findings[0].message if flushed and flushed.findings else "not yet delivered"
+    message = f"{len(mine) - len(sent)} alert(s) wait in the spool: {why}"
+    return [F.warning("ALERTS_SPOOLED", "alerts", message, details=listed)]
+
+
 STEPS: list[tuple[str, Step]] = [
     ("database", step_database),
     ("migrate", step_migrate),
@@ -122,6 +161,8 @@ STEPS: list[tuple[str, Step]] = [
     ("drill", step_drill),
 ]
 DEMO_STEP: tuple[str, Step] = ("demo", step_demo)
+# Steps that run after the others, even when one of them stopped the run.
+FINAL_STEPS: list[tuple[str, Step]] = [("alerts", step_alerts)]
 
 
 @dataclass
@@ -153,19 +194,24 @@ def run_up(
     results: list[StepResult] = []
     state = UpState(config=config, yes=yes)
     for name, step in [*(steps or STEPS), *([DEMO_STEP] if demo else [])]:
-        started = time.monotonic()
-        try:
-            found = step(state)
-        except OpsError as exc:
-            # The hint is the fix; the summary is the only place the user sees it.
-            message = f"{exc.message} (hint: {exc.hint})" if exc.hint else exc.message
-            found = [
-                F.critical(f"UP_{name.upper()}_FAILED", name, message, exit_code=exc.exit_code)
-            ]
-        results.append(StepResult(name, found, time.monotonic() - started))
-        if F.exit_code_for(found):
+        results.append(_run_step(name, step, state))
+        if F.exit_code_for(results[-1].findings):
             break
+    if steps is None:
+        state.facts["findings"] = [f for r in results for f in r.findings]
+        results.extend(_run_step(name, step, state) for name, step in FINAL_STEPS)
     return UpReport(results)
+
+
+def _run_step(name: str, step: Step, state: UpState) -> StepResult:
+    started = time.monotonic()
+    try:
+        found = step(state)
+    except OpsError as exc:
+        # The hint is the fix; the summary is the only place the user sees it.
+        message = f"{exc.message} (hint: {exc.hint})" if exc.hint else exc.message
+        found = [F.critical(f"UP_{name.upper()}_FAILED", name, message, exit_code=exc.exit_code)]
+    return StepResult(name, found, time.monotonic() - started)
 
 
 def render_summary(report: UpReport) -> str:
@@ -176,6 +222,8 @@ def render_summary(report: UpReport) -> str:
         if len(note) > 60:
             note = note[:59] + "…"
         lines.append(f"  {step.name:<10} {step.status:<8} {step.seconds:6.2f}s  {note}")
+    for f in report.findings:
+        lines.extend(f"  {'':<10} {line}" for line in f.details.get("alerts", []))
     problems = [f for f in report.findings if f.severity >= F.Severity.WARNING]
     if problems:
         lines.append("")

@@ -55,6 +55,7 @@ class Evaluation(FindingsReport):
     repeated: list[tuple[str, str]] = field(default_factory=list)
     resolved: list[tuple[str, str]] = field(default_factory=list)
     held: list[tuple[str, str]] = field(default_factory=list)
+    still_open: list[tuple[str, str]] = field(default_factory=list)
     messages: list[str] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
 
@@ -148,6 +149,8 @@ def evaluate(
                     result.held.append(key)
                 row = replace(row, alerted_at=now, alerted_severity=severity.label)
                 to_alert.append((row, held))
+            else:
+                result.still_open.append(key)
             store.put_open(row)
         for old in store.open_findings(source):
             if old.key in current:

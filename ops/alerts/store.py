@@ -241,12 +241,15 @@ class StateStore:
         findings: list[dict[str, Any]],
         message: str = "",
     ) -> None:
+        from ops.logs import redact, redact_data
+
         with self.transaction():
             self.execute(
                 "update job_history set ended_at = ?, outcome = ?, exit_code = ?, findings = ?, "
                 "message = ? where id = ?",
-                (ended_at, outcome, exit_code, json.dumps(findings), message, run_id),
-            )
+                (ended_at, outcome, exit_code, json.dumps(redact_data(findings)), redact(message),
+                 run_id),
+            )  # fmt: skip
 
     def job_runs(self, job: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
         """Recorded runs, newest first (of ``job`` when given)."""

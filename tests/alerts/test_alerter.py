@@ -359,7 +359,7 @@ def test_canary_secrets_reach_no_mail_webhook_spool_or_log(
     _round(cfg, "backup", [leaky], secrets, time.time(), channels=("email", "webhook"))
     assert len(smtp.received) == 1 and len(webhook.delivered()) == 1
     mail = smtp.received[0]
-    store_bytes = (tmp_path / ".empire" / "state.sqlite3").read_bytes()
+    store_bytes = b"".join(p.read_bytes() for p in (tmp_path / ".empire").glob("state.*"))
     outputs = [
         mail.raw.decode("utf-8", "replace"), mail.part("plain"), mail.part("html"),
         webhook.requests[0]["body"].decode(), json.dumps(webhook.delivered()),
