@@ -261,6 +261,20 @@ class StateStore:
             )
         return [dict(r) for r in rows]
 
+    def prune(self, before: float) -> dict[str, int]:
+        """Delete what is older than ``before``: finished runs, delivered or dropped
+        messages, stopped schedulers' heartbeats. Open findings and the spool stay."""
+        counts = {}
+        with self.transaction():
+            for table, where in (
+                ("job_history", "ended_at is not null and ended_at < ?"),
+                ("messages", "state in ('sent', 'dropped', 'unrouted') and created_at < ?"),
+                ("heartbeats", "state = 'stopped' and last_seen < ?"),
+            ):
+                self.execute(f"delete from {table} where {where}", (before,))
+                counts[table] = int(self.execute("select changes() as n")[0]["n"])
+        return counts
+
     # -- heartbeats -------------------------------------------------------------------
     def beat(self, row: dict[str, Any]) -> None:
         with self.transaction():

@@ -88,6 +88,26 @@ def unfinished_run(
     return str(rows[0]["host"]) if rows else None
 
 
+def prune(conn: Any, config: Any, before: float) -> None:
+    """Delete ticks and stopped schedulers' heartbeats older than ``before`` (epoch seconds)."""
+    schema = _schema(config)
+    db.run_query(
+        conn,
+        db.SQL("delete from {}.scheduler_runs where scheduled_for < to_timestamp(%s)").format(
+            schema
+        ),
+        (before,),
+    )
+    db.run_query(
+        conn,
+        db.SQL(
+            "delete from {}.scheduler_heartbeats where state = 'stopped' "
+            "and last_seen < to_timestamp(%s)"
+        ).format(schema),
+        (before,),
+    )
+
+
 def finish_tick(conn: Any, config: Any, job: str, scheduled_for: float, outcome: str) -> None:
     db.run_query(
         conn,

@@ -137,9 +137,29 @@ def job_partitions(ctx: JobContext) -> list[Finding]:
 
 
 def job_alerts(ctx: JobContext) -> list[Finding]:
-    """Find schedulers whose heartbeat is stale (SCHEDULER_DOWN); the runner then flushes."""
+    """Find stale schedulers (SCHEDULER_DOWN), prune old history; the runner then flushes."""
+    import time
+
+    from ops.alerts.store import open_store
+    from ops.errors import OpsError
+    from ops.scheduler import dbstate
     from ops.scheduler.status import stale_schedulers
 
+    before = time.time() - ctx.config.seconds("scheduler.keep_history")
+    with open_store(ctx.config) as store:
+        store.prune(before)
+    if ctx.target is not None:
+        from ops import db
+
+        try:
+            conn = db.connect(ctx.target.dsn, ctx.target.options, autocommit=True)
+            try:
+                dbstate.ensure_tables(conn, ctx.config)
+                dbstate.prune(conn, ctx.config, before)
+            finally:
+                conn.close()
+        except OpsError:
+            pass  # the database's copy is pruned by the next run that reaches it
     return stale_schedulers(ctx.config, ctx.target)
 
 

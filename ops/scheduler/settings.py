@@ -101,6 +101,13 @@ SECTION = Table(
         "heartbeat_every": Field(
             str, "30s", "how often a scheduler says it is alive", _is_duration
         ),
+        "keep_history": Field(
+            str,
+            "30d",
+            "job runs, sent alerts and stopped schedulers older than this are "
+            "deleted (by the alerts job)",
+            _is_duration,
+        ),
         "stale_after": Field(
             str, "5m", "SCHEDULER_DOWN when a scheduler's heartbeat is older", _is_duration
         ),

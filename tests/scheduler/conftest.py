@@ -107,4 +107,5 @@ def hosts(tmp_path: Path, migrated_db: str) -> Iterator[Callable[[str], Host]]:
 
 def query(dsn: str, statement: str, params: object = None) -> list[tuple[object, ...]]:
     with psycopg.connect(dsn, autocommit=True) as conn:
-        return list(conn.execute(statement, params).fetchall())
+        cur = conn.execute(statement, params)
+        return list(cur.fetchall()) if cur.description else []

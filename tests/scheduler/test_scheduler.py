@@ -201,3 +201,49 @@ def test_jobs_run_from_cron_has_the_same_lock_and_skips_a_tick_that_ran(
     unknown = a.run("jobs", "run", "nosuchjob")
     assert unknown.returncode == 2 and "built-in jobs: secrets" in unknown.stderr
     assert os.path.exists(a.root / ".empire" / "state.sqlite3")
+
+
+def test_a_stale_heartbeat_is_scheduler_down_alerted_then_resolved(
+    hosts, migrated_db: str, smtp: SmtpServer
+) -> None:
+    host = hosts("a")
+    host.env |= {"SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(smtp.port),
+                 "ALERT_TO": "ops@example.com"}  # fmt: skip
+    host.configure(ALL_OFF + '[alerts.email]\ntls = "none"\n')
+    assert host.run("jobs", "run", "partitions").returncode == 0  # creates the ops tables
+    query(
+        migrated_db,
+        "insert into ops.scheduler_heartbeats values ('db-2:4242:x', 'db-2', 4242, "
+        "now() - interval '1 hour', now() - interval '20 minutes', 'running', '{}')",
+    )
+    down = host.run("jobs", "run", "alerts", "--json")
+    assert down.returncode == 1, down.stdout
+    assert [f["code"] for f in json.loads(down.stdout)["findings"]] == ["SCHEDULER_DOWN"]
+    status = host.run("scheduler", "status", "--json")
+    assert status.returncode == 1 and "db-2" in status.stdout
+    (mail,) = smtp.received
+    assert "SCHEDULER_DOWN: db-2 pid 4242" in str(mail.message["Subject"])
+    # It comes back and stops cleanly: resolved, once.
+    query(migrated_db, "update ops.scheduler_heartbeats set state = 'stopped', last_seen = now()")
+    assert host.run("jobs", "run", "alerts").returncode == 0
+    assert host.run("jobs", "run", "alerts").returncode == 0
+    assert [str(m.message["Subject"]).split()[2] for m in smtp.received] == ["ERROR", "RESOLVED"]
+
+
+def test_old_history_is_pruned_but_open_findings_and_the_spool_stay(tmp_path: Path) -> None:
+    from ops.alerts.store import StateStore
+
+    with StateStore(tmp_path / "state.sqlite3") as store:
+        old = store.job_started("backup", "h", 1, 1000.0)
+        store.job_ended(old, ended_at=1001.0, outcome="ok", exit_code=0, findings=[])
+        new = store.job_started("backup", "h", 1, 5000.0)
+        store.job_ended(new, ended_at=5001.0, outcome="ok", exit_code=0, findings=[])
+        for mid, state_ in (("<a>", "sent"), ("<b>", "pending")):
+            store.enqueue({"message_id": mid, "channel": "email", "kind": "alert",
+                           "severity": "error", "title": "t", "body_text": "", "body_html": "",
+                           "payload": "{}", "state": state_, "created_at": 1000.0,
+                           "next_attempt_at": 1000.0})  # fmt: skip
+        counts = store.prune(before=2000.0)
+        assert counts == {"job_history": 1, "messages": 1, "heartbeats": 0}
+        assert [r["id"] for r in store.job_runs()] == [new]
+        assert [m["message_id"] for m in store.messages()] == ["<b>"]
