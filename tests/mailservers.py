@@ -102,6 +102,7 @@ class SmtpServer:
     port: int = field(default_factory=free_port)
     cert: tuple[Path, Path] | None = None
     login: tuple[str, str] | None = None
+    implicit_tls: bool = False  # TLS from the first byte (port 465 style), not STARTTLS
     received: list[Received] = field(default_factory=list)
     auth_attempts: list[str] = field(default_factory=list)
     controller: Any = None
@@ -114,7 +115,10 @@ class SmtpServer:
         if self.cert is not None:
             context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             context.load_cert_chain(str(self.cert[0]), str(self.cert[1]))
-            kwargs |= {"tls_context": context, "require_starttls": True}
+            if self.implicit_tls:
+                kwargs |= {"ssl_context": context}
+            else:
+                kwargs |= {"tls_context": context, "require_starttls": True}
         if self.login is not None:
             expected = self.login
 
@@ -125,8 +129,10 @@ class SmtpServer:
                 ok = (user, data.password.decode()) == expected
                 return AuthResult(success=ok)
 
+            # aiosmtpd counts only STARTTLS as TLS; implicit TLS is TLS throughout.
+            starttls = self.cert is not None and not self.implicit_tls
             kwargs |= {"authenticator": authenticator, "auth_required": True,
-                       "auth_require_tls": self.cert is not None}  # fmt: skip
+                       "auth_require_tls": starttls}  # fmt: skip
         self.controller = Controller(_Handler(self), hostname="127.0.0.1", port=self.port, **kwargs)
         self.controller.start()
         return self

@@ -8,7 +8,9 @@ it clears.
   ``secrets``…). In one ``BEGIN IMMEDIATE`` transaction it opens what is new,
   counts what is still there, closes what that source no longer reports, and
   spools one digest per channel and recipient set. A source only ever closes
-  its own findings, so the backup job cannot resolve a secrets finding.
+  findings it reported itself, so the backup job cannot resolve a secrets
+  finding; a finding two sources report (``up`` and the secrets job) is
+  closed by whichever of them next runs without it.
 - :func:`flush` delivers the spool. A message is *claimed* (state
   ``sending``, a random claim token, a lease) in its own transaction before
   the network is touched, and marked sent only by the holder of that token:
@@ -127,7 +129,7 @@ def evaluate(
             row = OpenFinding(
                 code=f.code,
                 subject=f.subject,
-                source=source,
+                source=",".join(sorted({*(old.sources if old else []), source})),
                 severity=severity.label,
                 message=f.message,
                 runbook=f.runbook,

@@ -33,7 +33,7 @@ _SCHEMA = """
 create table if not exists open_findings (
   code text not null,
   subject text not null,
-  source text not null,
+  source text not null,  -- every source that reported it, comma-separated
   severity text not null,
   message text not null,
   runbook text,
@@ -110,6 +110,10 @@ class OpenFinding:
     def key(self) -> tuple[str, str]:
         return (self.code, self.subject)
 
+    @property
+    def sources(self) -> list[str]:
+        return [s for s in self.source.split(",") if s]
+
 
 def store_path(config: Any) -> Path:
     """Where the state store of ``config``'s project lives."""
@@ -179,9 +183,12 @@ class StateStore:
 
     # -- open findings --------------------------------------------------------------
     def open_findings(self, source: str | None = None) -> list[OpenFinding]:
-        """Every open finding (of ``source`` when given), worst first."""
+        """Every open finding (that ``source`` reported, when given)."""
         rows = (
-            self.execute("select * from open_findings where source = ?", (source,))
+            self.execute(
+                "select * from open_findings where ',' || source || ',' like ?",
+                (f"%,{source},%",),
+            )
             if source is not None
             else self.execute("select * from open_findings")
         )

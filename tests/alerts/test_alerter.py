@@ -344,10 +344,17 @@ def test_canary_secrets_reach_no_mail_webhook_spool_or_log(
     tmp_path: Path, smtp: SmtpServer, webhook: WebhookServer
 ) -> None:
     from ops.logs import setup_logging
-    from tests.helpers import encoded_forms
 
     log_file = tmp_path / "ops.log"
     setup_logging("debug", "plain", str(log_file))  # as the CLI logs, to a file
+    try:
+        _canary_round(tmp_path, smtp, webhook, log_file)
+    finally:
+        setup_logging("info", "plain")  # later tests must not log into this test's file
+
+
+def _canary_round(tmp_path: Path, smtp: SmtpServer, webhook: WebhookServer, log_file: Path) -> None:
+    from tests.helpers import encoded_forms
 
     canary = "cAnArY-Smtp-9f8e7d6c5b4a-é#@/"
     hook_canary = "hookcanary0123456789abcdef"
@@ -371,3 +378,34 @@ def test_canary_secrets_reach_no_mail_webhook_spool_or_log(
         assert hook_canary not in text
     assert "[REDACTED]" in smtp.received[0].part("plain")
     assert "alert new for BACKUP_FAILED: repo [REDACTED]" in log_file.read_text()
+
+
+def test_implicit_tls_with_auth(tmp_path: Path) -> None:
+    from tests.mailservers import make_certificate
+
+    cert = make_certificate(tmp_path)
+    server = SmtpServer(cert=cert, login=("alerts", "Tls-Only-Pw-93kd"), implicit_tls=True)
+    server.start()
+    try:
+        cfg = load_config(
+            write_config(tmp_path, f'[alerts.email]\ntls = "tls"\nca_file = "{cert[0]}"\n')
+        )
+        secrets = _secrets(server, SMTP_USER="alerts", SMTP_PASSWORD="Tls-Only-Pw-93kd")
+        _round(cfg, "backup", [STALE], secrets, time.time())
+        assert len(server.received) == 1 and server.auth_attempts == ["alerts"]
+    finally:
+        server.stop()
+
+
+def test_a_finding_two_sources_report_is_resolved_by_either(
+    tmp_path: Path, smtp: SmtpServer
+) -> None:
+    cfg, secrets, t0 = _config(tmp_path), _secrets(smtp), time.time()
+    weak = F.warning("SECRETS_WEAK", "SMTP_PASSWORD", "too short")
+    _round(cfg, "up", [weak], secrets, t0)
+    _round(cfg, "job:secrets", [weak], secrets, t0 + 60)
+    assert len(smtp.received) == 1
+    # `up` never runs again; the secrets job sees it fixed: resolved, once.
+    _round(cfg, "job:secrets", [], secrets, t0 + 120)
+    _round(cfg, "up", [], secrets, t0 + 180)
+    assert [str(m.message["Subject"]).split()[2] for m in smtp.received] == ["WARNING", "RESOLVED"]
