@@ -122,7 +122,7 @@ def evaluate(
             current.setdefault((safe.code, safe.subject), safe)
     to_alert: list[tuple[OpenFinding, float | None]] = []
     to_resolve: list[tuple[OpenFinding, float | None]] = []
-    with store.transaction():
+    with store.locked():
         for key, f in current.items():
             severity = rules.severity_of(f)
             old = store.get_open(*key)
@@ -224,7 +224,7 @@ def spool_test(
     now = time.time()
     rendered = render_message("test", [], ctx, templates_dir=templates_dir(config), now=now)
     ids = []
-    with store.transaction():
+    with store.locked():
         for channel in channels:
             message_id = _message_id(ctx)
             store.enqueue(
@@ -277,10 +277,10 @@ def _claim(
     among = ""
     if only is not None:
         among = f"and message_id in ({', '.join('?' for _ in only)}) "
-    with store.transaction():
+    with store.locked():
         # Due: pending and its time has come, or its time is further ahead than any
         # backoff could put it (the clock went back), or a claim whose lease ran out.
-        rows = store.execute(
+        rows = store.query(
             "select * from messages where "
             "(state = 'pending' and (next_attempt_at <= ? or next_attempt_at > ?)) "
             "or (state = 'sending' and (lease_until <= ? or lease_until > ?)) "
@@ -290,7 +290,7 @@ def _claim(
         if not rows:
             return None
         row = dict(rows[0])
-        store.execute(
+        store.query(
             "update messages set state = 'sending', claim_token = ?, lease_until = ?, "
             "attempts = attempts + 1 where message_id = ?",
             (token, now + lease, row["message_id"]),
@@ -387,8 +387,8 @@ def flush(
 
 def _finish(store: StateStore, row: dict[str, Any], state: str, error: str = "") -> None:
     """Mark a claimed message ``sent`` or ``dropped``, only while we still hold its claim."""
-    with store.transaction():
-        store.execute(
+    with store.locked():
+        store.query(
             "update messages set state = ?, sent_at = ?, claim_token = null, lease_until = null, "
             "last_error = ? where message_id = ? and claim_token = ?",
             (state, time.time(), error or None, row["message_id"], row["claim_token"]),
@@ -397,8 +397,8 @@ def _finish(store: StateStore, row: dict[str, Any], state: str, error: str = "")
 
 def _release(store: StateStore, row: dict[str, Any], retry_at: float, error: str) -> None:
     """Put a claimed message back in the spool for a retry at ``retry_at``."""
-    with store.transaction():
-        store.execute(
+    with store.locked():
+        store.query(
             "update messages set state = 'pending', next_attempt_at = ?, claim_token = null, "
             "lease_until = null, last_error = ? where message_id = ? and claim_token = ?",
             (retry_at, error, row["message_id"], row["claim_token"]),
@@ -434,8 +434,8 @@ def test_channels(config: Any, secrets: Mapping[str, str]) -> FlushReport:
     with open_store(config) as store:
         ids = spool_test(config, store, channels=channels, ctx=ctx)
         report = flush(config, store, secrets, only=ids)
-        with store.transaction():
-            store.execute(
+        with store.locked():
+            store.query(
                 f"update messages set state = 'dropped' where state = 'pending' and message_id in "
                 f"({', '.join('?' for _ in ids)})",
                 ids,

@@ -3,7 +3,7 @@
 One SQLite file in the state folder (``<state_dir>/state.sqlite3``), in WAL
 mode with a busy timeout, so that the scheduler, a cron job and an admin's
 ``alerts flush`` can use it at once. Every read-modify-write runs in a
-``BEGIN IMMEDIATE`` transaction (:meth:`StateStore.transaction`): the write
+``BEGIN IMMEDIATE`` transaction (:meth:`StateStore.locked`): the write
 lock is taken before the first read, so two processes never both decide to
 send the same alert. Rows hold only rendered, redacted text: recipients and
 the webhook URL are read from the secrets when a message is sent.
@@ -125,7 +125,7 @@ class StateStore:
 
     Open it with :func:`open_store`; it is a context manager that closes the
     connection. Methods that change rows expect to run inside
-    :meth:`transaction` when they are part of a decision (read, then write).
+    :meth:`locked` when they are part of a decision (read, then write).
     """
 
     def __init__(self, path: Path) -> None:
@@ -153,7 +153,7 @@ class StateStore:
         self.close()
 
     @contextlib.contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
+    def locked(self) -> Iterator[sqlite3.Connection]:
         """A ``BEGIN IMMEDIATE`` transaction: the write lock first, committed at the end.
 
         Raises PathNotUsable / DiskFull when the file cannot be written.
@@ -174,7 +174,7 @@ class StateStore:
                 self.conn.execute("rollback")
             raise _sqlite_error(exc, self.path) from None
 
-    def execute(self, statement: str, params: Any = ()) -> list[sqlite3.Row]:
+    def query(self, statement: str, params: Any = ()) -> list[sqlite3.Row]:
         """Run one statement and return its rows; write errors become storage errors."""
         try:
             return list(self.conn.execute(statement, params).fetchall())
@@ -185,23 +185,23 @@ class StateStore:
     def open_findings(self, source: str | None = None) -> list[OpenFinding]:
         """Every open finding (that ``source`` reported, when given)."""
         rows = (
-            self.execute(
+            self.query(
                 "select * from open_findings where ',' || source || ',' like ?",
                 (f"%,{source},%",),
             )
             if source is not None
-            else self.execute("select * from open_findings")
+            else self.query("select * from open_findings")
         )
         return [OpenFinding(**dict(r)) for r in rows]
 
     def get_open(self, code: str, subject: str) -> OpenFinding | None:
-        rows = self.execute(
+        rows = self.query(
             "select * from open_findings where code = ? and subject = ?", (code, subject)
         )
         return OpenFinding(**dict(rows[0])) if rows else None
 
     def put_open(self, f: OpenFinding) -> None:
-        self.execute(
+        self.query(
             "insert or replace into open_findings values (?,?,?,?,?,?,?,?,?,?,?)",
             (
                 f.code, f.subject, f.source, f.severity, f.message, f.runbook, f.first_seen,
@@ -210,32 +210,32 @@ class StateStore:
         )  # fmt: skip
 
     def close_open(self, code: str, subject: str) -> None:
-        self.execute("delete from open_findings where code = ? and subject = ?", (code, subject))
+        self.query("delete from open_findings where code = ? and subject = ?", (code, subject))
 
     # -- messages (the spool and what was sent) ---------------------------------------
     def enqueue(self, row: dict[str, Any]) -> None:
         """Add a message to the spool (state ``pending``); its id must be new."""
         cols = ", ".join(row)
         marks = ", ".join("?" for _ in row)
-        self.execute(f"insert into messages ({cols}) values ({marks})", tuple(row.values()))
+        self.query(f"insert into messages ({cols}) values ({marks})", tuple(row.values()))
 
     def messages(self, *, states: tuple[str, ...] = (), limit: int = 100) -> list[dict[str, Any]]:
         """Messages, newest first (of these ``states`` when given)."""
         where = f"where state in ({', '.join('?' for _ in states)})" if states else ""
-        rows = self.execute(
+        rows = self.query(
             f"select * from messages {where} order by created_at desc limit ?", (*states, limit)
         )
         return [dict(r) for r in rows]
 
     # -- job history ------------------------------------------------------------------
     def job_started(self, job: str, host: str, pid: int, started_at: float) -> int:
-        with self.transaction():
-            self.execute(
+        with self.locked():
+            self.query(
                 "insert into job_history (job, host, pid, started_at, outcome) "
                 "values (?, ?, ?, ?, 'running')",
                 (job, host, pid, started_at),
             )
-            rows = self.execute("select last_insert_rowid() as id")
+            rows = self.query("select last_insert_rowid() as id")
         return int(rows[0]["id"])
 
     def job_ended(
@@ -250,8 +250,8 @@ class StateStore:
     ) -> None:
         from ops.logs import redact, redact_data
 
-        with self.transaction():
-            self.execute(
+        with self.locked():
+            self.query(
                 "update job_history set ended_at = ?, outcome = ?, exit_code = ?, findings = ?, "
                 "message = ? where id = ?",
                 (ended_at, outcome, exit_code, json.dumps(redact_data(findings)), redact(message),
@@ -261,9 +261,9 @@ class StateStore:
     def job_runs(self, job: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
         """Recorded runs, newest first (of ``job`` when given)."""
         if job is None:
-            rows = self.execute("select * from job_history order by id desc limit ?", (limit,))
+            rows = self.query("select * from job_history order by id desc limit ?", (limit,))
         else:
-            rows = self.execute(
+            rows = self.query(
                 "select * from job_history where job = ? order by id desc limit ?", (job, limit)
             )
         return [dict(r) for r in rows]
@@ -272,20 +272,20 @@ class StateStore:
         """Delete what is older than ``before``: finished runs, delivered or dropped
         messages, stopped schedulers' heartbeats. Open findings and the spool stay."""
         counts = {}
-        with self.transaction():
+        with self.locked():
             for table, where in (
                 ("job_history", "ended_at is not null and ended_at < ?"),
                 ("messages", "state in ('sent', 'dropped', 'unrouted') and created_at < ?"),
                 ("heartbeats", "state = 'stopped' and last_seen < ?"),
             ):
-                self.execute(f"delete from {table} where {where}", (before,))
-                counts[table] = int(self.execute("select changes() as n")[0]["n"])
+                self.query(f"delete from {table} where {where}", (before,))
+                counts[table] = int(self.query("select changes() as n")[0]["n"])
         return counts
 
     # -- heartbeats -------------------------------------------------------------------
     def beat(self, row: dict[str, Any]) -> None:
-        with self.transaction():
-            self.execute(
+        with self.locked():
+            self.query(
                 "insert or replace into heartbeats "
                 "(scheduler_id, host, pid, started_at, last_seen, state, jobs) "
                 "values (:scheduler_id, :host, :pid, :started_at, :last_seen, :state, :jobs)",
@@ -293,7 +293,7 @@ class StateStore:
             )
 
     def heartbeats(self) -> list[dict[str, Any]]:
-        return [dict(r) for r in self.execute("select * from heartbeats order by host, pid")]
+        return [dict(r) for r in self.query("select * from heartbeats order by host, pid")]
 
 
 def open_store(config: Any) -> StateStore:

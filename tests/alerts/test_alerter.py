@@ -204,7 +204,7 @@ def test_two_processes_flushing_at_once_send_each_message_once(
         _round(cfg, f"job{i}", [F.error("JOB_FAILED", f"job{i}", "boom")], down, time.time())
     assert smtp.received == []
     with open_store(cfg) as store:
-        store.execute("update messages set next_attempt_at = 0")
+        store.query("update messages set next_attempt_at = 0")
     until = time.time() + 1.5
     args = [f"{k}={v}" for k, v in secrets.items()] + [f"UNTIL={until}"]
     procs = [
