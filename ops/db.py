@@ -35,6 +35,8 @@ Connection = psycopg.Connection
 SQL = sql.SQL
 Identifier = sql.Identifier
 Literal = sql.Literal
+Placeholder = sql.Placeholder
+Composable = sql.Composable
 
 _URL_SCHEMES = ("postgresql://", "postgres://")
 # A raw one of these in a URL's user:password part ends that part for some

@@ -125,9 +125,8 @@ def step_alerts(state: UpState) -> list[Finding]:
     if not state.config.get("alerts.enabled"):
         return [F.info("ALERTS_OFF", "alerts", "alerts are off ([alerts] enabled = false)")]
     secrets = state.secrets.secrets if state.secrets is not None else {}
-    masked = state.target.masked if state.target is not None else ""
     evaluation, flushed = alert_findings(
-        state.config, "up", state.facts.get("findings", []), secrets, database=masked
+        state.config, "up", state.facts.get("findings", []), secrets, target=state.target
     )
     from ops.alerts.store import open_store
 

@@ -22,15 +22,18 @@ def alert_findings(
     findings: Sequence[Finding],
     secrets: Mapping[str, str],
     *,
-    database: str = "",
+    target: Any = None,
     deliver: bool = True,
 ) -> tuple[Evaluation, FlushReport | None]:
     """Evaluate ``source``'s findings, spool what must go out, and (``deliver``) flush the spool.
 
     ``secrets`` are the loaded secret values (the channels' settings come from
-    them). Returns the evaluation and the flush report (None without
-    ``deliver``). Raises PathNotUsable / DiskFull / LockBusy when the state
-    store cannot be written; a delivery failure is a finding of the flush.
+    them). ``target`` is the database: its masked DSN is shown in messages,
+    and when it answers, its shared ledger decides what was already alerted
+    (:mod:`ops.alerts.ledger`), so several hosts alert a finding once. Returns
+    the evaluation and the flush report (None without ``deliver``). Raises
+    PathNotUsable / DiskFull / LockBusy when the state store cannot be
+    written; a delivery failure is a finding of the flush.
     """
     from ops.alerts.alerter import evaluate, flush
     from ops.alerts.channels import active_channels
@@ -41,9 +44,20 @@ def alert_findings(
         from ops.alerts.alerter import Evaluation
 
         return Evaluation(source), None
-    ctx = AlertContext.from_config(config, database)
+    from ops.alerts.ledger import database_ledger
+
+    ctx = AlertContext.from_config(config, target.masked if target is not None else "")
     channels = list(active_channels(config, secrets))
-    with open_store(config) as store:
-        evaluation = evaluate(config, source, findings, store=store, channels=channels, ctx=ctx)
-        report = flush(config, store, secrets) if deliver and channels else None
+    ledger, conn = database_ledger(config, target)
+    try:
+        with open_store(config) as store:
+            # A database that fails mid-evaluation raises: nothing of this evaluation
+            # is kept there, and the next one decides again (its spool may hold this
+            # one's messages already: then they are sent, at least once).
+            evaluation = evaluate(config, source, findings, store=store, channels=channels,
+                                  ctx=ctx, ledger=ledger)  # fmt: skip
+            report = flush(config, store, secrets) if deliver and channels else None
+    finally:
+        if conn is not None:
+            conn.close()
     return evaluation, report

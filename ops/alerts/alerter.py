@@ -23,6 +23,7 @@ it clears.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import secrets as _secrets
@@ -30,7 +31,7 @@ import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ops import findings as F
 from ops.alerts.render import AlertContext, AlertItem, render_message, runbook_steps, templates_dir
@@ -39,6 +40,9 @@ from ops.alerts.store import OpenFinding, StateStore
 from ops.errors import EXIT_UNREACHABLE
 from ops.findings import Finding, FindingsReport, Severity
 from ops.logs import redact
+
+if TYPE_CHECKING:  # psycopg only where the database's ledger is used
+    from ops.alerts.ledger import DatabaseLedger
 
 log = logging.getLogger("ops.alerts")
 
@@ -102,13 +106,19 @@ def evaluate(
     channels: Sequence[str],
     ctx: AlertContext,
     now: float | None = None,
+    ledger: DatabaseLedger | None = None,
 ) -> Evaluation:
     """Record ``source``'s current ``findings`` and spool what must reach a person.
 
     ``channels`` are the names of the channels that are on (see
     :func:`ops.alerts.channels.active_channels`); with none, messages are kept
     as ``unrouted`` so ``alerts status`` and ``up`` show what would be sent.
-    Raises PathNotUsable / DiskFull / LockBusy when the store cannot be written.
+    ``ledger`` is the database's shared ledger of open findings (see
+    :mod:`ops.alerts.ledger`); without it, the state store's is used. Messages
+    are spooled in the state store either way, before the ledger's transaction
+    commits: a crash in between sends an alert again, never loses one.
+    Raises PathNotUsable / DiskFull / LockBusy when the store cannot be written,
+    DatabaseError / DatabaseUnreachable when the ledger's database fails.
     """
     rules = AlertRules.from_config(config)
     now = time.time() if now is None else now
@@ -122,10 +132,17 @@ def evaluate(
             current.setdefault((safe.code, safe.subject), safe)
     to_alert: list[tuple[OpenFinding, float | None]] = []
     to_resolve: list[tuple[OpenFinding, float | None]] = []
-    with store.locked():
+    book: StateStore | DatabaseLedger = ledger if ledger is not None else store
+    with book.locked():
+        # What this source opened in the state store while the database was away
+        # joins the shared ledger, alerted state and all (then leaves the store).
+        carried = [r for r in store.open_findings(source)] if ledger is not None else []
+        for local in carried:
+            if book.get_open(*local.key) is None:
+                book.put_open(local)
         for key, f in current.items():
             severity = rules.severity_of(f)
-            old = store.get_open(*key)
+            old = book.get_open(*key)
             row = OpenFinding(
                 code=f.code,
                 subject=f.subject,
@@ -153,18 +170,21 @@ def evaluate(
                 to_alert.append((row, held))
             else:
                 result.still_open.append(key)
-            store.put_open(row)
-        for old in store.open_findings(source):
+            book.put_open(row)
+        for old in book.open_findings(source):
             if old.key in current:
                 continue
-            store.close_open(*old.key)
+            book.close_open(*old.key)
             if old.alerted_at is not None:
                 result.resolved.append(old.key)
                 to_resolve.append((old, rules.quiet_until(now, Severity.parse(old.severity))))
-        for kind, rows in (("alert", to_alert), ("resolved", to_resolve)):
-            result.messages.extend(
-                _spool(config, store, rules, kind, rows, channels=channels, ctx=ctx, now=now)
-            )
+        with store.locked() if ledger is not None else contextlib.nullcontext():
+            for local in carried:
+                store.close_open(*local.key)
+            for kind, rows in (("alert", to_alert), ("resolved", to_resolve)):
+                result.messages.extend(
+                    _spool(config, store, rules, kind, rows, channels=channels, ctx=ctx, now=now)
+                )
     for key in result.alerted + result.repeated:
         log.info("alert %s for %s: %s", "repeated" if key in result.repeated else "new", *key)
     for key in result.resolved:

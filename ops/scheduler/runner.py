@@ -366,7 +366,7 @@ def _alert(config: Any, report: JobReport, secrets: Any, target: Any) -> None:
     try:
         evaluation, flushed = alert_findings(
             config, f"job:{report.job}", report.findings, secrets,
-            database=target.masked if target is not None else "",
+            target=target,
         )  # fmt: skip
     except OpsError as exc:
         log.error("job %s: alerts could not be evaluated: %s", report.job, exc.message)
