@@ -8,10 +8,8 @@ the test sets (500 to simulate an outage).
 
 from __future__ import annotations
 
-import datetime
 import email
 import email.policy
-import ipaddress
 import json
 import ssl
 import threading
@@ -56,45 +54,6 @@ class _Handler:
         return "250 OK"
 
 
-def make_certificate(folder: Path) -> tuple[Path, Path]:
-    """A self-signed certificate for 127.0.0.1 and localhost: (cert.pem, key.pem)."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "empire-ops test smtp")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-            ),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = folder / "smtp-cert.pem", folder / "smtp-key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_path, key_path
-
-
 @dataclass
 class SmtpServer:
     """An aiosmtpd server on 127.0.0.1 (plain, or STARTTLS + AUTH with ``login``)."""
@@ -136,6 +95,16 @@ class SmtpServer:
         self.controller = Controller(_Handler(self), hostname="127.0.0.1", port=self.port, **kwargs)
         self.controller.start()
         return self
+
+    def env(self, **more: str) -> dict[str, str]:
+        """The secrets that point the e-mail channel here (as environment variables)."""
+        return {
+            "SMTP_HOST": "127.0.0.1",
+            "SMTP_PORT": str(self.port),
+            "ALERT_TO": "ops@example.com",
+            "ALERT_FROM": "empire@example.com",
+            **more,
+        }
 
     def stop(self) -> None:
         if self.controller is not None:
@@ -203,6 +172,8 @@ def smtp() -> Iterator[SmtpServer]:
 def smtp_tls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SmtpServer]:
     """An aiosmtpd server that requires STARTTLS, then AUTH (user ``alerts``)."""
     folder = tmp_path_factory.mktemp("smtp-tls")
+    from tests.helpers import make_certificate
+
     server = SmtpServer(cert=make_certificate(folder), login=("alerts", "Smtp-Pw#4f9a-x7Q@z"))
     server.start()
     yield server

@@ -2,23 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 import typer
 
+from ops.alerts.render import when as _when
 from ops.cliutil import OpsGroup, configure_logging_from, echo, echo_json, is_tty, state
 
 app = typer.Typer(
     cls=OpsGroup, help="E-mail and webhook alerts: test, status, flush.", no_args_is_help=True
 )
 _JSON = typer.Option(False, "--json", help="Print JSON.")
-
-
-def _when(ts: Any) -> str:
-    if not ts:
-        return "-"
-    return datetime.fromtimestamp(float(ts), UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def _secret_values(ctx: typer.Context) -> Any:

@@ -64,9 +64,11 @@ class Rendered:
     payload: str
 
 
-def when(ts: float) -> str:
-    """A wall-clock time as people read it in a message: ``2026-12-07 13:05:19 UTC``."""
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+def when(ts: float | None) -> str:
+    """A wall-clock time as people read it: ``2026-12-07 13:05:19 UTC`` (``-`` for none)."""
+    if not ts:
+        return "-"
+    return datetime.fromtimestamp(float(ts), UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def runbook_steps(code: str) -> list[str]:

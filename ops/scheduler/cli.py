@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import sys
-from datetime import UTC, datetime
-from typing import Any
 
 import typer
 
+from ops.alerts.render import when as _when
 from ops.cliutil import OpsGroup, configure_logging_from, echo, echo_json, is_tty, state
 
 app = typer.Typer(
@@ -20,12 +19,6 @@ cron_app = typer.Typer(
     cls=OpsGroup, help="Print the schedule for cron or systemd.", no_args_is_help=True
 )
 _JSON = typer.Option(False, "--json", help="Print JSON.")
-
-
-def _when(ts: Any) -> str:
-    if not ts:
-        return "-"
-    return datetime.fromtimestamp(float(ts), UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 @app.command("run")

@@ -30,13 +30,8 @@ def _config(tmp_path: Path, extra: str = "") -> object:
 
 
 def _secrets(smtp: SmtpServer, **more: str) -> dict[str, str]:
-    return {
-        "SMTP_HOST": "127.0.0.1",
-        "SMTP_PORT": str(smtp.port),
-        "ALERT_FROM": "empire-ops@example.com",
-        "ALERT_TO": "ops@example.com, dba@example.com",
-        **more,
-    }
+    return smtp.env(ALERT_TO="ops@example.com, dba@example.com",
+                    ALERT_FROM="empire-ops@example.com", **more)  # fmt: skip
 
 
 def _round(cfg: object, source: str, found: list[F.Finding], secrets: dict[str, str],
@@ -381,7 +376,7 @@ def _canary_round(tmp_path: Path, smtp: SmtpServer, webhook: WebhookServer, log_
 
 
 def test_implicit_tls_with_auth(tmp_path: Path) -> None:
-    from tests.mailservers import make_certificate
+    from tests.helpers import make_certificate
 
     cert = make_certificate(tmp_path)
     server = SmtpServer(cert=cert, login=("alerts", "Tls-Only-Pw-93kd"), implicit_tls=True)

@@ -11,16 +11,11 @@ from tests.mailservers import SmtpServer, WebhookServer
 NONE_TLS = '[alerts.email]\ntls = "none"\n'
 
 
-def _env(smtp: SmtpServer, **more: str) -> dict[str, str]:
-    return {"SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(smtp.port),
-            "ALERT_TO": "ops@example.com", "ALERT_FROM": "empire@example.com", **more}  # fmt: skip
-
-
 def test_alerts_test_reaches_every_channel_and_reports_each(
     tmp_path: Path, cli, smtp: SmtpServer, webhook: WebhookServer
 ) -> None:
     write_config(tmp_path, NONE_TLS)
-    env = _env(smtp, ALERT_WEBHOOK_URL=webhook.url("/services/T1/B1/secretpart0123"))
+    env = smtp.env(ALERT_WEBHOOK_URL=webhook.url("/services/T1/B1/secretpart0123"))
     result = cli("alerts", "test", "--json", env=env)
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)
@@ -35,14 +30,14 @@ def test_alerts_test_without_a_channel_or_with_smtp_down(tmp_path: Path, cli) ->
     write_config(tmp_path, NONE_TLS)
     none = cli("alerts", "test")
     assert none.exit_code == 2 and "ALERTS_NO_CHANNEL" in none.stdout
-    down = cli("alerts", "test", env=_env(SmtpServer()))  # nothing listens there
+    down = cli("alerts", "test", env=SmtpServer().env())  # nothing listens there
     assert down.exit_code == 4 and "ALERT_DELIVERY_FAILED" in down.stdout
 
 
 def test_up_sends_its_findings_and_lists_them(tmp_path: Path, cli, smtp: SmtpServer) -> None:
     write_config(tmp_path, NONE_TLS)
     # A weak SMTP password is a warning in dev: up passes, and says so by e-mail.
-    result = cli("up", env=_env(smtp, SMTP_PASSWORD="short"))
+    result = cli("up", env=smtp.env(SMTP_PASSWORD="short"))
     assert result.exit_code == 0, result.output
     assert "alerts     ok" in result.stdout
     assert "email sent: [findawise-empire dev] WARNING SECRETS_WEAK: SMTP_PASSWORD" in result.stdout
@@ -61,7 +56,7 @@ def test_up_without_a_channel_lists_what_would_be_sent(tmp_path: Path, cli) -> N
 def test_flush_exits_4_while_smtp_is_down_then_delivers_once(tmp_path: Path, cli) -> None:
     write_config(tmp_path, NONE_TLS + '[alerts]\nretry_max = "1s"\n')
     server = SmtpServer()
-    env = _env(server)
+    env = server.env()
     first = cli("up", env=env | {"SMTP_PASSWORD": "short"})
     assert first.exit_code == 0 and "alerts     warning" in first.stdout
     assert "wait in the spool" in first.stdout
@@ -96,7 +91,7 @@ def test_a_failing_job_carries_no_canary_into_mail_logs_or_tables(
         + f'[scheduler.jobs.leaky]\ncron = "* * * * *"\nsql = "select \'{canary}\'::int"\n'
         + '[secrets.spec.JOB_TOKEN]\ndescription = "a token the statement quotes"\n',
     )
-    env = _env(smtp, DATABASE_URL=migrated_db, JOB_TOKEN=canary, EMPIRE_OPS_LOG_LEVEL="debug")
+    env = smtp.env(DATABASE_URL=migrated_db, JOB_TOKEN=canary, EMPIRE_OPS_LOG_LEVEL="debug")
     result = run_cli("jobs", "run", "leaky", "--json", env=env)
     assert result.exit_code == 1, result.output
     assert json.loads(result.stdout)["data"]["outcome"] == "failed"

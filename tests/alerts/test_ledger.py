@@ -27,10 +27,6 @@ def _target(dsn: str) -> DatabaseTarget:
     return DatabaseTarget(dsn, False, ConnectOptions(connect_timeout=1), "DATABASE_URL")
 
 
-def _secrets(smtp: SmtpServer) -> dict[str, str]:
-    return {"SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(smtp.port), "ALERT_TO": "ops@example.com"}
-
-
 def _subjects(smtp: SmtpServer) -> list[str]:
     return [" ".join(str(m.message["Subject"]).split()[2:4]) for m in smtp.received]
 
@@ -39,7 +35,7 @@ def test_two_hosts_alert_a_finding_once_and_resolve_it_once(
     tmp_path: Path, smtp: SmtpServer, migrated_db: str
 ) -> None:
     a, b = _host(tmp_path / "a"), _host(tmp_path / "b")
-    target, secrets = _target(migrated_db), _secrets(smtp)
+    target, secrets = _target(migrated_db), smtp.env()
     alert_findings(a, "job:backup", [FAILED], secrets, target=target)
     alert_findings(b, "job:backup", [FAILED], secrets, target=target)  # the next run, elsewhere
     alert_findings(a, "job:backup", [FAILED], secrets, target=target)
@@ -55,7 +51,7 @@ def test_what_a_host_opened_while_the_database_was_away_joins_the_shared_ledger(
     tmp_path: Path, smtp: SmtpServer, migrated_db: str
 ) -> None:
     a, b = _host(tmp_path / "a"), _host(tmp_path / "b")
-    secrets = _secrets(smtp)
+    secrets = smtp.env()
     away = _target(make_dsn("127.0.0.1", free_port(), "nobody", "nothing"))
     # The database is away: host a decides on its own ledger, and alerts.
     alert_findings(a, "job:backup", [FAILED], secrets, target=away)
@@ -76,7 +72,7 @@ def test_a_role_that_cannot_create_the_ledger_falls_back_to_the_state_store(
     tmp_path: Path, smtp: SmtpServer, lowpriv_db
 ) -> None:
     a = _host(tmp_path / "a")
-    target, secrets = _target(lowpriv_db.dsn), _secrets(smtp)
+    target, secrets = _target(lowpriv_db.dsn), smtp.env()
     alert_findings(a, "job:backup", [FAILED], secrets, target=target)
     alert_findings(a, "job:backup", [FAILED], secrets, target=target)
     assert _subjects(smtp) == ["ERROR BACKUP_FAILED:"]

@@ -106,8 +106,7 @@ def test_a_job_that_fails_alerts_once_and_the_scheduler_carries_on(
     hosts, migrated_db: str, smtp: SmtpServer
 ) -> None:
     host = hosts("a")
-    host.env |= {"SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(smtp.port),
-                 "ALERT_TO": "ops@example.com"}  # fmt: skip
+    host.env |= smtp.env()
     host.configure(
         FAST + '[scheduler.jobs.broken]\nevery = "1s"\nsql = "select 1/0"\n'
         '[alerts.email]\ntls = "none"\n'
@@ -207,8 +206,7 @@ def test_a_stale_heartbeat_is_scheduler_down_alerted_then_resolved(
     hosts, migrated_db: str, smtp: SmtpServer
 ) -> None:
     host = hosts("a")
-    host.env |= {"SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(smtp.port),
-                 "ALERT_TO": "ops@example.com"}  # fmt: skip
+    host.env |= smtp.env()
     host.configure(ALL_OFF + '[alerts.email]\ntls = "none"\n')
     assert host.run("jobs", "run", "partitions").returncode == 0  # creates the ops tables
     query(
