@@ -87,3 +87,16 @@ def resolve_target(
     if start_embedded:
         cluster.start()
     return DatabaseTarget(dsn=cluster.url(), embedded=True, options=options, source="embedded")
+
+
+def existing_target(
+    config: Config, secrets: Mapping[str, str] | None = None
+) -> DatabaseTarget | None:
+    """The database to read from without starting one: None when the embedded server is
+    not running (or none is configured). For status commands, which must work without it."""
+    from ops.errors import OpsError
+
+    try:
+        return resolve_target(config, secrets, start_embedded=False)
+    except OpsError:
+        return None

@@ -24,6 +24,7 @@ def alert_findings(
     *,
     target: Any = None,
     deliver: bool = True,
+    resolve: bool = True,
 ) -> tuple[Evaluation, FlushReport | None]:
     """Evaluate ``source``'s findings, spool what must go out, and (``deliver``) flush the spool.
 
@@ -31,7 +32,8 @@ def alert_findings(
     them). ``target`` is the database: its masked DSN is shown in messages,
     and when it answers, its shared ledger decides what was already alerted
     (:mod:`ops.alerts.ledger`), so several hosts alert a finding once. Returns
-    the evaluation and the flush report (None without ``deliver``). Raises
+    the evaluation and the flush report (None without ``deliver``). Without
+    ``resolve`` nothing is closed (the source did not finish its checks). Raises
     PathNotUsable / DiskFull / LockBusy when the state store cannot be
     written; a delivery failure is a finding of the flush.
     """
@@ -55,7 +57,7 @@ def alert_findings(
             # is kept there, and the next one decides again (its spool may hold this
             # one's messages already: then they are sent, at least once).
             evaluation = evaluate(config, source, findings, store=store, channels=channels,
-                                  ctx=ctx, ledger=ledger)  # fmt: skip
+                                  ctx=ctx, ledger=ledger, resolve=resolve)  # fmt: skip
             report = flush(config, store, secrets) if deliver and channels else None
     finally:
         if conn is not None:

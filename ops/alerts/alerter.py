@@ -107,6 +107,7 @@ def evaluate(
     ctx: AlertContext,
     now: float | None = None,
     ledger: DatabaseLedger | None = None,
+    resolve: bool = True,
 ) -> Evaluation:
     """Record ``source``'s current ``findings`` and spool what must reach a person.
 
@@ -119,6 +120,8 @@ def evaluate(
     commits: a crash in between sends an alert again, never loses one.
     Raises PathNotUsable / DiskFull / LockBusy when the store cannot be written,
     DatabaseError / DatabaseUnreachable when the ledger's database fails.
+    Without ``resolve``, what the source no longer reports stays open (its
+    run did not finish its checks: absence proves nothing).
     """
     rules = AlertRules.from_config(config)
     now = time.time() if now is None else now
@@ -161,7 +164,16 @@ def evaluate(
                 and old.alerted_severity is not None
                 and (severity > Severity.parse(old.alerted_severity))
             )
-            if rules.repeat_due(f.code, row.alerted_at, now) or worse:
+            due = rules.repeat_due(f.code, row.alerted_at, now) or worse
+            if due and not channels:
+                # Nobody can be reached: it stays not alerted, so the first channel
+                # that comes on sends it. Shown once (unrouted) as what would be sent.
+                if old is None:
+                    result.alerted.append(key)
+                    to_alert.append((row, None))
+                else:
+                    result.still_open.append(key)
+            elif due:
                 (result.repeated if row.alerted_at else result.alerted).append(key)
                 held = rules.quiet_until(now, severity)
                 if held:
@@ -171,7 +183,7 @@ def evaluate(
             else:
                 result.still_open.append(key)
             book.put_open(row)
-        for old in book.open_findings(source):
+        for old in book.open_findings(source) if resolve else []:
             if old.key in current:
                 continue
             book.close_open(*old.key)
@@ -486,16 +498,27 @@ _SHOWN = ("message_id", "channel", "kind", "severity", "title", "state", "attemp
           "created_at", "next_attempt_at", "sent_at", "last_error")  # fmt: skip
 
 
-def alerts_status(config: Any, store: StateStore, secrets: Mapping[str, str]) -> AlertsStatus:
-    """What is open, spooled and sent, and which channels are on (never a recipient or URL)."""
+def alerts_status(
+    config: Any,
+    store: StateStore,
+    secrets: Mapping[str, str],
+    ledger: DatabaseLedger | None = None,
+) -> AlertsStatus:
+    """What is open, spooled and sent, and which channels are on (never a recipient or URL).
+
+    Open findings come from the database's shared ``ledger`` when given, and
+    from this host's state store (what it opened while the database was away).
+    """
     from ops.alerts.channels import CHANNELS, active_channels
 
     active = active_channels(config, secrets)
     channels = {
         name: (f"on: {active[name].describe()}" if name in active else "off") for name in CHANNELS
     }
+    shared = ledger.open_findings() if ledger is not None else []
+    local = [r for r in store.open_findings() if r.key not in {s.key for s in shared}]
     open_rows = sorted(
-        store.open_findings(), key=lambda r: (-Severity.parse(r.severity), r.code, r.subject)
+        shared + local, key=lambda r: (-Severity.parse(r.severity), r.code, r.subject)
     )
     spool = [
         {k: m[k] for k in _SHOWN}

@@ -40,13 +40,21 @@ def alerts_test(ctx: typer.Context, as_json: bool = _JSON) -> None:
 def alerts_status(ctx: typer.Context, as_json: bool = _JSON) -> None:
     """Open findings, what was sent, the spool, and which channels are on."""
     from ops.alerts.alerter import alerts_status as status
+    from ops.alerts.ledger import database_ledger
     from ops.alerts.store import open_store
     from ops.findings import render_table
+    from ops.target import existing_target
 
     configure_logging_from(ctx)
     cfg = state(ctx).config
-    with open_store(cfg) as store:
-        report = status(cfg, store, _secret_values(ctx))
+    secrets = _secret_values(ctx)
+    ledger, conn = database_ledger(cfg, existing_target(cfg, secrets))
+    try:
+        with open_store(cfg) as store:
+            report = status(cfg, store, secrets, ledger)
+    finally:
+        if conn is not None:
+            conn.close()
     if as_json:
         echo_json(report)
         raise typer.Exit(report.exit_code)

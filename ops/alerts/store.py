@@ -276,7 +276,7 @@ class StateStore:
             for table, where in (
                 ("job_history", "ended_at is not null and ended_at < ?"),
                 ("messages", "state in ('sent', 'dropped', 'unrouted') and created_at < ?"),
-                ("heartbeats", "state = 'stopped' and last_seen < ?"),
+                ("heartbeats", "state in ('stopped', 'gone') and last_seen < ?"),
             ):
                 self.query(f"delete from {table} where {where}", (before,))
                 counts[table] = int(self.query("select changes() as n")[0]["n"])
@@ -291,6 +291,16 @@ class StateStore:
                 "values (:scheduler_id, :host, :pid, :started_at, :last_seen, :state, :jobs)",
                 row,
             )
+
+    def set_heartbeat_state(self, scheduler_ids: list[str], state: str) -> None:
+        with self.locked():
+            for sid in scheduler_ids:
+                self.query("update heartbeats set state = ? where scheduler_id = ?", (state, sid))
+
+    def forget_host(self, host: str) -> int:
+        with self.locked():
+            self.query("delete from heartbeats where host = ?", (host,))
+            return int(self.query("select changes() as n")[0]["n"])
 
     def heartbeats(self) -> list[dict[str, Any]]:
         return [dict(r) for r in self.query("select * from heartbeats order by host, pid")]

@@ -35,15 +35,16 @@ def scheduler_status(ctx: typer.Context, as_json: bool = _JSON) -> None:
     """Every host's scheduler, and each job's schedule, next run and last result."""
     from ops.findings import render_table
     from ops.scheduler.status import scheduler_status as status
-    from ops.target import resolve_target
+    from ops.target import existing_target
 
     configure_logging_from(ctx)
     cfg = state(ctx).config
-    report = status(cfg, resolve_target(cfg, start_embedded=False))
+    report = status(cfg, existing_target(cfg))
     if as_json:
         echo_json(report)
         raise typer.Exit(report.exit_code)
-    echo(f"schedulers (from the {report.source}):")
+    where = "the database" if report.source == "database" else "this host's state store"
+    echo(f"schedulers (from {where}):")
     for s in report.schedulers:
         echo(f"  {s['host']} pid {s['pid']}: {s['state']}, last seen {s['age_seconds']:.0f}s ago")
     echo("jobs:")
@@ -54,6 +55,20 @@ def scheduler_status(ctx: typer.Context, as_json: bool = _JSON) -> None:
              f"last {last if job['last_outcome'] else '-'}{found}")  # fmt: skip
     echo(render_table(report.findings, colour=is_tty()))
     raise typer.Exit(report.exit_code)
+
+
+@app.command("forget")
+def scheduler_forget(
+    ctx: typer.Context, host: str = typer.Argument(..., help="The host name status shows.")
+) -> None:
+    """Forget a host's schedulers (a host taken out of service is not SCHEDULER_DOWN)."""
+    from ops.scheduler.status import forget_host
+    from ops.target import existing_target
+
+    configure_logging_from(ctx)
+    cfg = state(ctx).config
+    count = forget_host(cfg, existing_target(cfg), host)
+    echo(f"forgot {count} scheduler(s) of {host}")
 
 
 @jobs_app.command("run")
@@ -67,7 +82,7 @@ def jobs_run(
     from ops.scheduler.runner import run_job
 
     configure_logging_from(ctx)
-    report = run_job(state(ctx).config, name)
+    report = run_job(state(ctx).config, name, handle_signals=True)
     if as_json:
         echo_json(report)
     else:

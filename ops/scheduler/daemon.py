@@ -217,6 +217,11 @@ class SchedulerDaemon:
             self.target = resolve_target(self.config)
         except OpsError as exc:
             log.warning("scheduler: no database for locks and heartbeats yet: %s", exc.message)
+        from ops.scheduler.status import retire_dead
+
+        gone = retire_dead(self.config, self.target, self.host, _alive)
+        if gone:
+            log.info("scheduler: earlier schedulers on this host are dead: %s", ", ".join(gone))
         scheduler = self.build()
         signal.signal(signal.SIGTERM, self.request_stop)
         signal.signal(signal.SIGINT, self.request_stop)
@@ -240,6 +245,23 @@ class SchedulerDaemon:
             logging.shutdown()
             os._exit(0)
         return 0
+
+
+def _alive(pid: int) -> bool:
+    """True when an earlier scheduler's process ``pid`` still runs on this host.
+
+    Our own pid is not it (a container restarted: pid 1 again); signal 0
+    probes the others without touching them.
+    """
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # it runs, as another user
+    return True
 
 
 def run_scheduler(config: Any) -> int:

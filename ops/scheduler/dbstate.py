@@ -101,7 +101,7 @@ def prune(conn: Any, config: Any, before: float) -> None:
     db.run_query(
         conn,
         db.SQL(
-            "delete from {}.scheduler_heartbeats where state = 'stopped' "
+            "delete from {}.scheduler_heartbeats where state in ('stopped', 'gone') "
             "and last_seen < to_timestamp(%s)"
         ).format(schema),
         (before,),
@@ -142,6 +142,30 @@ def beat(conn: Any, config: Any, row: dict[str, Any]) -> None:
     )
 
 
+def set_state(conn: Any, config: Any, scheduler_ids: list[str], state: str) -> None:
+    """Mark these schedulers' heartbeats ``state`` (``gone``: found dead by their host)."""
+    if scheduler_ids:
+        db.run_query(
+            conn,
+            db.SQL(
+                "update {}.scheduler_heartbeats set state = %s where scheduler_id = any(%s)"
+            ).format(_schema(config)),
+            (state, scheduler_ids),
+        )
+
+
+def forget(conn: Any, config: Any, host: str) -> int:
+    """Delete every heartbeat of ``host``; how many there were."""
+    rows = db.run_query(
+        conn,
+        db.SQL("delete from {}.scheduler_heartbeats where host = %s returning 1").format(
+            _schema(config)
+        ),
+        (host,),
+    )
+    return len(rows)
+
+
 def heartbeats(conn: Any, config: Any) -> list[dict[str, Any]]:
     """Every scheduler's heartbeat in the database (times as epoch seconds)."""
     rows = db.run_query(
@@ -155,8 +179,8 @@ def heartbeats(conn: Any, config: Any) -> list[dict[str, Any]]:
     return [dict(r) for r in rows]
 
 
-def record_run(conn: Any, report: Any) -> None:
-    """One ``admin_logs`` row per job run, and an ``error_logs`` row when it failed."""
+def record_run(conn: Any, report: Any, *, errors: bool = True) -> None:
+    """One ``admin_logs`` row per job run, and (``errors``) an ``error_logs`` row when it failed."""
     summary = {
         "job": report.job,
         "outcome": report.outcome,
@@ -181,9 +205,9 @@ def record_run(conn: Any, report: Any) -> None:
                 json.dumps({"host": report.host, "pid": report.pid}),
             ),
         )
-        if report.outcome == "failed":
+        if errors and report.outcome == "failed":
             problems = [f for f in report.findings if f.is_problem]
-            message = problems[0].message if problems else "the job failed"
+            message = problems[0].message if problems else f"job {report.job} failed"
             db.run_query(
                 conn,
                 "insert into public.error_logs (severity, source, message, context) "
@@ -191,7 +215,7 @@ def record_run(conn: Any, report: Any) -> None:
                 (
                     "critical" if any(f.severity.label == "critical" for f in problems)
                     else "error",
-                    redact_data(f"job {report.job}: {message}"),
+                    redact_data(message),
                     json.dumps(summary),
                 ),
             )  # fmt: skip

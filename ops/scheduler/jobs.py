@@ -186,6 +186,9 @@ def sql_job(statement: str) -> Job:
 # Jobs whose work is this host's own (its alert spool): they run on every host,
 # without the job lock, so no host's spool waits for another host.
 PER_HOST = frozenset({"alerts"})
+# Jobs that can do their work with the database away (and run then, unlocked);
+# any other job is not run without it (JOB_NO_DATABASE).
+WITHOUT_DATABASE = frozenset({"secrets", "alerts"})
 
 BUILT_IN: dict[str, Job] = {
     "secrets": job_secrets,

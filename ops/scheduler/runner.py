@@ -28,7 +28,7 @@ import signal
 import socket
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -152,15 +152,18 @@ def run_job(
     scheduled_for: float | None = None,
     stop: threading.Event | None = None,
     on_start: Any = None,
-    scheduler_id: str | None = None,
+    handle_signals: bool = False,
 ) -> JobReport:
     """Run job ``name`` once, as described in the module docstring; return its report.
 
     ``scheduled_for`` is the tick (epoch seconds) this run belongs to
     (default: the current minute, as cron starts it). ``stop`` is the
-    scheduler's stop signal. Raises UsageError (exit 2) for an unknown job,
-    PathNotUsable / DiskFull when the state store cannot be written (nothing
-    is run then: a run that cannot be recorded must not happen unseen).
+    scheduler's stop signal. ``handle_signals`` (``jobs run``, in the main
+    thread) makes SIGTERM and SIGINT stop the job the same way, so it is
+    recorded as aborted rather than left running. Raises UsageError (exit 2)
+    for an unknown job, PathNotUsable / DiskFull when the state store cannot
+    be written (nothing is run then: a run that cannot be recorded must not
+    happen unseen).
     """
     from ops.alerts.store import open_store
     from ops.scheduler.jobs import job_function
@@ -170,41 +173,58 @@ def run_job(
     tick = current_tick(started) if scheduled_for is None else scheduled_for
     report = JobReport(name, socket.gethostname(), os.getpid(), tick, started)
     stop = stop or threading.Event()
-    with open_store(config) as store:
-        run_id = store.job_started(name, report.host, report.pid, started)
-        try:
-            _run_locked(config, name, func, report, stop, on_start)
-        except BaseException:
-            report.outcome = "failed" if report.outcome == "running" else report.outcome
-            raise
-        finally:
-            report.ended_at = time.time()
-            store.job_ended(
-                run_id,
-                ended_at=report.ended_at,
-                outcome=report.outcome,
-                exit_code=report.exit_code,
-                findings=[f.to_dict() for f in report.findings],
-            )
+    previous = _stop_on_signals(stop) if handle_signals else {}
+    try:
+        with open_store(config) as store:
+            run_id = store.job_started(name, report.host, report.pid, started)
+            try:
+                _run(config, name, func, report, stop, on_start)
+            except BaseException:
+                report.outcome = "failed" if report.outcome == "running" else report.outcome
+                raise
+            finally:
+                report.ended_at = time.time()
+                store.job_ended(
+                    run_id,
+                    ended_at=report.ended_at,
+                    outcome=report.outcome,
+                    exit_code=report.exit_code,
+                    findings=[f.to_dict() for f in report.findings],
+                )
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
     log.info("job %s %s in %.2fs (exit %d)", name, report.outcome, report.seconds, report.exit_code)
     return report
 
 
-def _run_locked(
+def _stop_on_signals(stop: threading.Event) -> dict[int, Any]:
+    """Make SIGTERM and SIGINT set ``stop``; the handlers they had, to put back."""
+
+    def handler(signum: int, _frame: Any) -> None:
+        log.warning("job: %s received, stopping the job", signal.Signals(signum).name)
+        stop.set()
+
+    return {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
+
+
+def _run(
     config: Any, name: str, func: Any, report: JobReport, stop: threading.Event, on_start: Any
 ) -> None:
+    """Resolve, lock, claim, run, alert, record (see the module docstring)."""
     from ops import db
-    from ops.scheduler.jobs import PER_HOST, JobContext
+    from ops.errors import ConfigError
+    from ops.scheduler.jobs import PER_HOST, WITHOUT_DATABASE, JobContext
     from ops.secrets import load_secrets
     from ops.target import resolve_target
 
     secrets = load_secrets(config)
     target = None
-    pre: list[Finding] = []
     try:
         target = resolve_target(config, secrets.secrets)
     except OpsError as exc:
-        pre.append(_failed("JOB_NO_DATABASE", name, exc, "the database could not be resolved"))
+        if name not in WITHOUT_DATABASE:
+            return _not_run(config, report, secrets, None, exc, "no database to run it on")
     conn = None
     lock = None
     if target is not None and name not in PER_HOST:
@@ -212,50 +232,42 @@ def _run_locked(
             conn = db.connect(target.dsn, target.options, autocommit=True,
                               session=f"the '{name}' job lock")  # fmt: skip
             lock = lock_name(name, db.parse_dsn(target.dsn).dbname or "postgres")
+        except ConfigError as exc:  # a transaction pooler cannot hold the lock
+            return _not_run(config, report, secrets, None, exc, "its lock cannot be taken")
         except OpsError as exc:
-            # Without the database there is no lock: a job that needs it fails on its
-            # own; the others (secrets, alerts) still run here.
+            if name not in WITHOUT_DATABASE:
+                return _not_run(config, report, secrets, None, exc, "the database is unreachable")
+            # This job needs no database: it runs without the lock (on every host).
             log.warning("job %s runs without its lock: %s", name, exc.message)
+            target = None
+    raised = False
     try:
-        if conn is not None and lock is not None:
-            if not db.try_advisory_lock(conn, lock, 0):
-                _skip(report, "running elsewhere (another scheduler holds its lock)")
-                return
-            busy_on = _still_running_elsewhere(conn, config, report)
-            claimed = None if busy_on else _claim(conn, config, report)
-            if busy_on or claimed is False:
-                why = (
-                    f"the previous run on {busy_on} may still be running (it lost its lock)"
-                    if busy_on
-                    else "this tick already ran (on another host, or cron started it twice)"
-                )
-                _skip(report, why)
-                db.advisory_unlock(conn, lock)
-                return
+        if conn is not None and lock is not None and not _take_tick(conn, config, report, lock):
+            return None
         ctx = JobContext(config=config, secrets=secrets, target=target, stop=stop)
         watchdog = _Watchdog(conn, ctx)
         watchdog.start()
         if on_start is not None:
             on_start(report)
         try:
-            found = pre + _call(func, ctx, name)
+            found, raised = _call(func, ctx, name)
         finally:
             watchdog.done.set()
         report.findings = found
         report.outcome = "failed" if F.exit_code_for(found) else "ok"
         if watchdog.lost:
+            # The job failed because it was stopped: that is the finding, not its error.
             report.outcome = "lock_lost"
-            report.findings.append(
+            report.findings = [f for f in found if f.code != "JOB_FAILED"] + [
                 F.warning(
                     "JOB_LOCK_LOST",
                     name,
                     "the database connection holding this job's lock was lost mid-run; the job "
                     "was stopped and runs again at its next tick",
                 )
-            )
+            ]
         elif stop.is_set() and report.outcome == "failed":
             report.outcome = "aborted"
-        _finish_in_database(target, config, report)
     finally:
         if conn is not None:
             if lock is not None:
@@ -264,7 +276,40 @@ def _run_locked(
                 except OpsError:
                     pass  # a lost connection has released it already
             conn.close()
-    _alert(config, report, secrets.secrets, target)
+    # A job that raised did not finish its checks: what it found before stays open.
+    _alert(config, report, secrets.secrets, target, resolve=not raised)
+    _finish_in_database(target, config, report)
+    return None
+
+
+def _take_tick(conn: Any, config: Any, report: JobReport, lock: str) -> bool:
+    """Take the job's lock and claim its tick; False (the run skipped) when either is taken."""
+    from ops import db
+
+    if not db.try_advisory_lock(conn, lock, 0):
+        _skip(report, "running elsewhere (another scheduler holds its lock)")
+        return False
+    busy_on = _still_running_elsewhere(conn, config, report)
+    claimed = None if busy_on else _claim(conn, config, report)
+    if busy_on or claimed is False:
+        _skip(
+            report,
+            f"the previous run on {busy_on} may still be running (it lost its lock)"
+            if busy_on
+            else "this tick already ran (on another host, or cron started it twice)",
+        )
+        db.advisory_unlock(conn, lock)
+        return False
+    return True
+
+
+def _not_run(
+    config: Any, report: JobReport, secrets: Any, target: Any, exc: OpsError, why: str
+) -> None:
+    """The job could not start: JOB_NO_DATABASE with the cause and its exit code, alerted."""
+    report.outcome = "failed"
+    report.findings = [_failed("JOB_NO_DATABASE", report.job, exc, f"not run: {why}")]
+    _alert(config, report, secrets.secrets, target, resolve=False)
 
 
 def _claim(conn: Any, config: Any, report: JobReport) -> bool | None:
@@ -288,12 +333,13 @@ def _skip(report: JobReport, why: str) -> None:
     log.info("job %s skipped: %s", report.job, why)
 
 
-def _call(func: Any, ctx: Any, name: str) -> list[Finding]:
-    """The job's findings; any exception becomes JOB_FAILED (a bug keeps exit 10's meaning)."""
+def _call(func: Any, ctx: Any, name: str) -> tuple[list[Finding], bool]:
+    """The job's findings, and whether it raised: any exception becomes JOB_FAILED
+    (a bug keeps exit 10's meaning)."""
     try:
-        return list(func(ctx))
+        return list(func(ctx)), False
     except OpsError as exc:
-        return [_failed("JOB_FAILED", name, exc, "")]
+        return [_failed("JOB_FAILED", name, exc, "")], True
     except Exception as exc:  # a job never crashes the scheduler
         log.exception("job %s raised", name)
         from ops.logs import redact
@@ -306,7 +352,7 @@ def _call(func: Any, ctx: Any, name: str) -> list[Finding]:
                 "empire-ops: the log has the traceback)",
                 exit_code=EXIT_INTERNAL,
             )
-        ]
+        ], True
 
 
 def _failed(code: str, name: str, exc: OpsError, what: str) -> Finding:
@@ -339,9 +385,16 @@ def _finish_in_database(target: Any, config: Any, report: JobReport) -> None:
     """
     from ops import db
     from ops.scheduler import dbstate
+    from ops.scheduler.jobs import PER_HOST
 
     if target is None:
         return
+    # The alerts job runs every minute on every host: its runs are recorded when they
+    # fail, and in error_logs only when that failure was newly alerted.
+    per_host = report.job in PER_HOST
+    if per_host and report.outcome == "ok":
+        return
+    errors = not per_host or bool(report.alerts.get("alerted"))
     report.ended_at = time.time()
     try:
         conn = db.connect(target.dsn, target.options, autocommit=True)
@@ -351,7 +404,7 @@ def _finish_in_database(target: Any, config: Any, report: JobReport) -> None:
     for what, action in (
         ("close the tick", lambda: dbstate.finish_tick(conn, config, report.job,
                                                         report.scheduled_for, report.outcome)),
-        ("record the run in admin_logs", lambda: dbstate.record_run(conn, report)),
+        ("record the run in admin_logs", lambda: dbstate.record_run(conn, report, errors=errors)),
     ):  # fmt: skip
         try:
             action()
@@ -360,17 +413,27 @@ def _finish_in_database(target: Any, config: Any, report: JobReport) -> None:
     conn.close()
 
 
-def _alert(config: Any, report: JobReport, secrets: Any, target: Any) -> None:
+def _alert(config: Any, report: JobReport, secrets: Any, target: Any, *, resolve: bool) -> None:
+    """Evaluate the run's findings (source ``job:<name>``) and flush the spool.
+
+    A delivery failure is this run's warning, not its failure (the job did its
+    work; the alert waits in the spool), except for the alerts job, whose work
+    it is. Alerts that cannot be evaluated at all are ALERTS_FAILED.
+    """
     from ops.alerts import alert_findings
+    from ops.findings import Severity
 
     try:
         evaluation, flushed = alert_findings(
-            config, f"job:{report.job}", report.findings, secrets,
-            target=target,
-        )  # fmt: skip
+            config, f"job:{report.job}", report.findings, secrets, target=target, resolve=resolve
+        )
     except OpsError as exc:
         log.error("job %s: alerts could not be evaluated: %s", report.job, exc.message)
         report.alerts = {"error": exc.message}
+        report.findings.append(
+            F.error("ALERTS_FAILED", report.job, f"alerts of job {report.job} could not be "
+                    f"evaluated: {exc.message}", exit_code=exc.exit_code)
+        )  # fmt: skip
         return
     report.alerts = {
         "alerted": [list(k) for k in evaluation.alerted + evaluation.repeated],
@@ -379,4 +442,6 @@ def _alert(config: Any, report: JobReport, secrets: Any, target: Any) -> None:
         "failed": len(flushed.failed) if flushed else 0,
     }
     if flushed is not None:
-        report.findings.extend(flushed.findings)
+        for f in flushed.findings:
+            own = report.job == "alerts" or f.severity < Severity.ERROR
+            report.findings.append(f if own else replace(f, severity=Severity.WARNING))

@@ -62,7 +62,7 @@ def stale_schedulers(config: Any, target: Any, now: float | None = None) -> list
     rows, _ = all_heartbeats(config, target)
     found = []
     for row in rows:
-        if row["state"] == "stopped":
+        if row["state"] in ("stopped", "gone"):
             continue
         age = now - row["last_seen"]
         if age > stale_after:
@@ -71,11 +71,75 @@ def stale_schedulers(config: Any, target: Any, now: float | None = None) -> list
                     "SCHEDULER_DOWN",
                     f"{row['host']} pid {row['pid']}",
                     f"the scheduler on {row['host']} (pid {row['pid']}) last beat "
-                    f"{age / 60:.0f} min ago (stale after {stale_after / 60:g} min): its jobs "
+                    f"{_duration(age)} ago (stale after {_duration(stale_after)}): its jobs "
                     "run on the other hosts only, or not at all",
                 )
             )
     return found
+
+
+def _duration(seconds: float) -> str:
+    """``45 s``, ``12 min``, ``3.5 h``: how people say a duration."""
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def retire_dead(config: Any, target: Any, host: str, alive: Any) -> list[str]:
+    """Mark ``gone`` the heartbeats of this host whose process is dead (``alive(pid)`` is
+    False): a scheduler restarted after a crash is not SCHEDULER_DOWN. Their ids."""
+    from ops.alerts.store import open_store
+
+    rows, _ = all_heartbeats(config, target)
+    dead = [
+        r["scheduler_id"]
+        for r in rows
+        if r["host"] == host and r["state"] not in ("stopped", "gone") and not alive(r["pid"])
+    ]
+    if not dead:
+        return []
+    with open_store(config) as store:
+        store.set_heartbeat_state(dead, "gone")
+    from ops.scheduler import dbstate
+
+    _in_database(config, target, lambda conn: dbstate.set_state(conn, config, dead, "gone"))
+    return dead
+
+
+def forget_host(config: Any, target: Any, host: str) -> int:
+    """``scheduler forget HOST``: delete its heartbeats here and in the database; how many."""
+    from ops.alerts.store import open_store
+
+    with open_store(config) as store:
+        count = store.forget_host(host)
+    from ops.scheduler import dbstate
+
+    found = _in_database(config, target, lambda conn: dbstate.forget(conn, config, host))
+    return max(count, found or 0)
+
+
+def _in_database(config: Any, target: Any, action: Any) -> Any:
+    """``action(conn)`` on the database, or None when it does not answer or refuses."""
+    if target is None:
+        return None
+    from ops import db
+
+    try:
+        conn = db.connect(target.dsn, target.options, autocommit=True)
+    except OpsError:
+        return None
+    try:
+        from ops.scheduler import dbstate
+
+        dbstate.ensure_tables(conn, config)
+        return action(conn)
+    except OpsError as exc:
+        log.warning("scheduler state not updated in the database: %s", exc.message)
+        return None
+    finally:
+        conn.close()
 
 
 @dataclass
@@ -112,7 +176,7 @@ def scheduler_status(config: Any, target: Any = None) -> SchedulerStatus:
                 "age_seconds": round(now - row["last_seen"], 1),
             }
         )
-        if row["state"] != "stopped":
+        if row["state"] not in ("stopped", "gone"):
             for job, info in (jobs or {}).items():
                 nxt = info.get("next_run")
                 if nxt and (job not in next_runs or nxt < next_runs[job]):

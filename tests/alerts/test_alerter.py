@@ -305,12 +305,18 @@ def test_recipients_by_severity_and_per_code_rules(tmp_path: Path, smtp: SmtpSer
     assert "SCHEMA_HEALED" not in mail.part("plain")
 
 
-def test_no_channel_keeps_what_would_be_sent(tmp_path: Path) -> None:
-    cfg = _config(tmp_path)
+def test_no_channel_keeps_what_would_be_sent_and_the_first_channel_sends_it(
+    tmp_path: Path, smtp: SmtpServer
+) -> None:
+    cfg, t0 = _config(tmp_path), time.time()
     with open_store(cfg) as store:
-        evaluate(cfg, "backup", [STALE], store=store, channels=(), ctx=CTX)
+        evaluate(cfg, "backup", [STALE], store=store, channels=(), ctx=CTX, now=t0)
+        evaluate(cfg, "backup", [STALE], store=store, channels=(), ctx=CTX, now=t0 + 60)
         (row,) = store.messages()
     assert row["state"] == "unrouted" and row["channel"] == "none"
+    # SMTP is configured an hour later: the open finding is sent then, not after 6 h.
+    _round(cfg, "backup", [STALE], _secrets(smtp), t0 + 3600)
+    assert [str(m.message["Subject"]).split()[2] for m in smtp.received] == ["WARNING"]
 
 
 def test_a_broken_override_template_is_a_config_error(tmp_path: Path) -> None:

@@ -52,3 +52,18 @@ def test_cron_print_on_the_command_line(tmp_path: Path, cli) -> None:
     assert units.exit_code == 0
     assert units.stdout.count("# --- empire-ops-") == 14
     assert "OnCalendar=*-*-* 02:00:00 Europe/Paris" in units.stdout
+
+
+def test_cron_print_with_a_sql_job_and_an_interval_job(tmp_path: Path, cli) -> None:
+    write_config(
+        tmp_path,
+        '[scheduler.jobs.refresh]\ncron = "*/5 * * * *"\nsql = "refresh materialized view x"\n'
+        '[scheduler.jobs.partitions]\nevery = "30s"\n',
+    )
+    crontab = cli("cron", "print")
+    assert crontab.exit_code == 0, crontab.output
+    assert "jobs run refresh" in crontab.stdout and "jobs run partitions" not in crontab.stdout
+    assert "# partitions runs every 30s: cron counts minutes" in crontab.stdout
+    units = cli("cron", "print", "--systemd")
+    assert units.exit_code == 0, units.output
+    assert "Description=empire-ops refresh: the project's own SQL job" in units.stdout

@@ -245,3 +245,34 @@ def test_old_history_is_pruned_but_open_findings_and_the_spool_stay(tmp_path: Pa
         assert counts == {"job_history": 1, "messages": 1, "heartbeats": 0}
         assert [r["id"] for r in store.job_runs()] == [new]
         assert [m["message_id"] for m in store.messages()] == ["<b>"]
+
+
+def test_a_scheduler_killed_then_restarted_is_not_down_and_a_retired_host_is_forgotten(
+    hosts, migrated_db: str
+) -> None:
+    host = hosts("a")
+    host.configure(FAST)
+    host.start()
+    host.wait_for_log("scheduler ")
+    time.sleep(1.5)
+    assert host.proc is not None
+    host.proc.kill()  # no clean stop: its heartbeat says running
+    host.proc.wait(10)
+    query(migrated_db, "update ops.scheduler_heartbeats set last_seen = now() - interval '1 hour'")
+    assert host.run("jobs", "run", "alerts").returncode == 1  # SCHEDULER_DOWN
+    host.start()  # restarted on the same host: the dead one is marked gone
+    host.wait_for_log("earlier schedulers on this host are dead")
+    assert host.stop() == 0
+    assert host.run("jobs", "run", "alerts").returncode == 0
+    states = sorted(s for (s,) in query(migrated_db, "select state from ops.scheduler_heartbeats"))
+    assert states == ["gone", "stopped"]
+    # A host taken out of service, its last heartbeat stale: forget it.
+    query(
+        migrated_db,
+        "insert into ops.scheduler_heartbeats values ('old:1:x', 'old-host', 1, now(), "
+        "now() - interval '1 hour', 'running', '{}')",
+    )
+    assert host.run("jobs", "run", "alerts").returncode == 1
+    forgot = host.run("scheduler", "forget", "old-host")
+    assert forgot.returncode == 0 and "forgot 1 scheduler(s) of old-host" in forgot.stdout
+    assert host.run("jobs", "run", "alerts").returncode == 0
