@@ -59,6 +59,7 @@ class SmtpServer:
     """An aiosmtpd server on 127.0.0.1 (plain, or STARTTLS + AUTH with ``login``)."""
 
     port: int = field(default_factory=free_port)
+    hostname: str = "127.0.0.1"
     cert: tuple[Path, Path] | None = None
     login: tuple[str, str] | None = None
     implicit_tls: bool = False  # TLS from the first byte (port 465 style), not STARTTLS
@@ -92,7 +93,9 @@ class SmtpServer:
             starttls = self.cert is not None and not self.implicit_tls
             kwargs |= {"authenticator": authenticator, "auth_required": True,
                        "auth_require_tls": starttls}  # fmt: skip
-        self.controller = Controller(_Handler(self), hostname="127.0.0.1", port=self.port, **kwargs)
+        self.controller = Controller(
+            _Handler(self), hostname=self.hostname, port=self.port, **kwargs
+        )
         self.controller.start()
         return self
 

@@ -16,6 +16,9 @@ if TYPE_CHECKING:
     from ops.findings import Finding
 
 
+DELIVERY_SOURCE = "alerts:delivery"
+
+
 def alert_findings(
     config: Any,
     source: str,
@@ -59,6 +62,12 @@ def alert_findings(
             evaluation = evaluate(config, source, findings, store=store, channels=channels,
                                   ctx=ctx, ledger=ledger, resolve=resolve)  # fmt: skip
             report = flush(config, store, secrets) if deliver and channels else None
+            if report is not None and (report.sent or report.failed or report.dropped):
+                # Delivery is a source of its own: a channel that fails is alerted
+                # through the others (and, once it is back, through itself), and
+                # resolved by the next flush that delivers.
+                evaluate(config, DELIVERY_SOURCE, report.findings, store=store,
+                         channels=channels, ctx=ctx, ledger=ledger)  # fmt: skip
     finally:
         if conn is not None:
             conn.close()

@@ -303,21 +303,34 @@ def _claim(
     lease: float,
     rules: AlertRules,
     only: Sequence[str] | None = None,
+    force: bool = False,
+    exclude: Sequence[str] = (),
 ) -> dict[str, Any] | None:
-    """Claim the next due message (of ``only``, when given), or None. No I/O but SQLite."""
+    """Claim the next due message (of ``only``, when given; ``force``: any pending one,
+    its backoff or quiet hours ignored), or None. No I/O but SQLite."""
     token = _secrets.token_hex(8)
     among = ""
     if only is not None:
         among = f"and message_id in ({', '.join('?' for _ in only)}) "
+    if exclude:  # tried already in this flush
+        among += f"and message_id not in ({', '.join('?' for _ in exclude)}) "
     with store.locked():
         # Due: pending and its time has come, or its time is further ahead than any
         # backoff could put it (the clock went back), or a claim whose lease ran out.
         rows = store.query(
             "select * from messages where "
-            "(state = 'pending' and (next_attempt_at <= ? or next_attempt_at > ?)) "
-            "or (state = 'sending' and (lease_until <= ? or lease_until > ?)) "
+            "((state = 'pending' and (? or next_attempt_at <= ? or next_attempt_at > ?)) "
+            "or (state = 'sending' and (lease_until <= ? or lease_until > ?))) "
             f"{among}order by created_at limit 1",
-            (now, now + max(rules.retry_max, 86400), now, now + 2 * lease, *(only or ())),
+            (
+                force,
+                now,
+                now + max(rules.retry_max, 86400),
+                now,
+                now + 2 * lease,
+                *(only or ()),
+                *exclude,
+            ),
         )
         if not rows:
             return None
@@ -340,9 +353,12 @@ def flush(
     now: float | None = None,
     limit: int = 200,
     only: Sequence[str] | None = None,
+    force: bool = False,
 ) -> FlushReport:
     """Deliver every due message in the spool through its channel.
 
+    ``force`` tries every pending message now, whatever its backoff or quiet
+    hours (``alerts flush --now``). Each message is tried once per flush.
     Never raises for a delivery failure: it becomes ALERT_DELIVERY_FAILED
     (exit 4, the message kept for a retry with backoff), and a message older
     than ``[alerts] give_up_after`` becomes ALERT_DROPPED (critical). Raises
@@ -357,11 +373,13 @@ def flush(
         max(config.seconds("alerts.email.timeout"), config.seconds("alerts.webhook.timeout"))
         + _LEASE_MARGIN
     )
+    tried: set[str] = set()
     for _ in range(limit):
         start = time.time() if now is None else now
-        row = _claim(store, start, lease, rules, only)
+        row = _claim(store, start, lease, rules, only, force, sorted(tried))
         if row is None:
             break
+        tried.add(row["message_id"])
         summary = {"message_id": row["message_id"], "channel": row["channel"], "kind": row["kind"],
                    "title": row["title"]}  # fmt: skip
         if start - row["created_at"] > rules.give_up_after:
@@ -462,7 +480,10 @@ def test_channels(config: Any, secrets: Mapping[str, str]) -> FlushReport:
                 )
             ]
         )
-    ctx = AlertContext.from_config(config)
+    from ops.target import existing_target
+
+    target = existing_target(config, secrets)
+    ctx = AlertContext.from_config(config, target.masked if target is not None else "")
     with open_store(config) as store:
         ids = spool_test(config, store, channels=channels, ctx=ctx)
         report = flush(config, store, secrets, only=ids)

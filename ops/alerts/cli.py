@@ -77,7 +77,13 @@ def alerts_status(ctx: typer.Context, as_json: bool = _JSON) -> None:
 
 
 @app.command("flush")
-def alerts_flush(ctx: typer.Context, as_json: bool = _JSON) -> None:
+def alerts_flush(
+    ctx: typer.Context,
+    now: bool = typer.Option(
+        False, "--now", help="Try every waiting alert now, whatever its backoff or quiet hours."
+    ),
+    as_json: bool = _JSON,
+) -> None:
     """Deliver every due alert in the spool now (exit 4 when a channel still fails)."""
     from ops.alerts.alerter import flush
     from ops.alerts.store import open_store
@@ -86,7 +92,7 @@ def alerts_flush(ctx: typer.Context, as_json: bool = _JSON) -> None:
     configure_logging_from(ctx)
     cfg = state(ctx).config
     with open_store(cfg) as store:
-        report = flush(cfg, store, _secret_values(ctx))
+        report = flush(cfg, store, _secret_values(ctx), force=now)
     if as_json:
         echo_json(report)
     else:

@@ -75,6 +75,9 @@ def scheduler_forget(
 def jobs_run(
     ctx: typer.Context,
     name: str = typer.Argument(..., help="A job: secrets, migrate, backup, verify, drill, ..."),
+    force: bool = typer.Option(
+        False, "--force", help="Run even if this minute's tick already ran (the lock still holds)."
+    ),
     as_json: bool = _JSON,
 ) -> None:
     """Run one job now, with the scheduler's lock, history, findings, alerts and exit code."""
@@ -82,7 +85,11 @@ def jobs_run(
     from ops.scheduler.runner import run_job
 
     configure_logging_from(ctx)
-    report = run_job(state(ctx).config, name, handle_signals=True)
+    import time
+
+    # A forced run is a tick of its own (this instant), never cron's minute.
+    tick = time.time() if force else None
+    report = run_job(state(ctx).config, name, scheduled_for=tick, handle_signals=True)
     if as_json:
         echo_json(report)
     else:

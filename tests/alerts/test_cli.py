@@ -61,7 +61,9 @@ def test_flush_exits_4_while_smtp_is_down_then_delivers_once(tmp_path: Path, cli
     assert first.exit_code == 0 and "alerts     warning" in first.stdout
     assert "wait in the spool" in first.stdout
     status = json.loads(cli("alerts", "status", "--json", env=env).stdout)
-    assert len(status["data"]["spool"]) == 1 and status["data"]["spool"][0]["attempts"] == 1
+    # The warning that was not delivered, and the alert that its delivery failed.
+    spool = sorted((m["title"].split()[3], m["attempts"]) for m in status["data"]["spool"])
+    assert spool == [("ALERT_DELIVERY_FAILED:", 0), ("SECRETS_WEAK:", 1)]
     import time
 
     time.sleep(1.1)
@@ -71,9 +73,10 @@ def test_flush_exits_4_while_smtp_is_down_then_delivers_once(tmp_path: Path, cli
         time.sleep(1.1)
         done = cli("alerts", "flush", "--json", env=env)
         assert done.exit_code == 0, done.output
-        assert len(json.loads(done.stdout)["data"]["sent"]) == 1
+        assert len(json.loads(done.stdout)["data"]["sent"]) == 2
         assert cli("alerts", "flush", env=env).exit_code == 0
-        assert len(server.received) == 1
+        ids = [m.message["Message-ID"] for m in server.received]
+        assert len(ids) == 2 and len(set(ids)) == 2
     finally:
         server.stop()
 
@@ -110,3 +113,95 @@ def test_a_failing_job_carries_no_canary_into_mail_logs_or_tables(
         for form in encoded_forms(canary) | {canary}:
             assert form not in text
     assert "[REDACTED]" in mail.part("plain") and "[REDACTED]" in logged
+
+
+def test_alerts_test_sends_only_its_own_message_and_flush_now_skips_the_backoff(
+    tmp_path: Path, cli, smtp: SmtpServer
+) -> None:
+    write_config(tmp_path, NONE_TLS)
+    down = SmtpServer().env()  # nothing listens: the up alert waits in the spool
+    assert "wait in the spool" in cli("up", env=down | {"SMTP_PASSWORD": "short"}).stdout
+    sent = cli("alerts", "test", env=smtp.env())
+    assert sent.exit_code == 0, sent.output
+    assert ["test" in str(m.message["Subject"]) for m in smtp.received] == [True]
+    # The spooled alert waits out its backoff (30 s) unless flushed --now.
+    plain = json.loads(cli("alerts", "flush", "--json", env=smtp.env()).stdout)["data"]["sent"]
+    assert not any("SECRETS_WEAK" in m["title"] for m in plain)
+    now = cli("alerts", "flush", "--now", env=smtp.env())
+    assert now.exit_code == 0 and "sent 1" in now.stdout
+    assert "SECRETS_WEAK" in str(smtp.received[-1].message["Subject"])
+
+
+def _own_address() -> str | None:
+    """This machine's address on its network (not loopback), or None where it has none."""
+    import ipaddress
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("192.0.2.1", 9))  # no packet is sent: it only picks a route
+        except OSError:
+            return None
+        address = probe.getsockname()[0]
+    return None if ipaddress.ip_address(address).is_loopback else address
+
+
+def test_no_password_goes_unencrypted_to_a_remote_server(tmp_path: Path) -> None:
+    import pytest
+
+    from ops.alerts.alerter import test_channels
+    from ops.config import load_config
+
+    address = _own_address()
+    if address is None:
+        pytest.skip("this machine has no address but loopback")
+    server = SmtpServer(hostname=address, login=("alerts", "Pw-for-a-remote-relay-1")).start()
+    try:
+        cfg = load_config(write_config(tmp_path, NONE_TLS))
+        secrets = server.env(SMTP_HOST=address, SMTP_USER="alerts",
+                             SMTP_PASSWORD="Pw-for-a-remote-relay-1")  # fmt: skip
+        report = test_channels(cfg, secrets)
+        assert report.exit_code == 4 and server.auth_attempts == [] and server.received == []
+        assert "refusing to send SMTP_PASSWORD unencrypted" in report.findings[0].message
+        assert "Pw-for-a-remote-relay-1" not in str(report.envelope())
+        loopback = SmtpServer(login=("alerts", "Pw-for-a-remote-relay-1")).start()
+        try:  # to a relay on this machine, plain AUTH is allowed
+            plain = loopback.env(SMTP_USER="alerts", SMTP_PASSWORD="Pw-for-a-remote-relay-1")
+            report = test_channels(cfg, plain)
+            assert report.exit_code == 0 and loopback.auth_attempts == ["alerts"]
+        finally:
+            loopback.stop()
+    finally:
+        server.stop()
+
+
+def test_a_failing_channel_is_alerted_through_the_other_and_resolved(
+    tmp_path: Path, webhook: WebhookServer
+) -> None:
+    from ops import findings as F
+    from ops.alerts import alert_findings
+    from ops.config import load_config
+
+    cfg = load_config(write_config(tmp_path, NONE_TLS + '[alerts]\nretry_max = "1s"\n'))
+    server = SmtpServer()  # down
+    secrets = server.env(ALERT_WEBHOOK_URL=webhook.url("/hook/abcdefghijkl"))
+    failed = F.error("BACKUP_FAILED", "local", "pg_dump exited 1")
+    alert_findings(cfg, "job:backup", [failed], secrets)
+    # The webhook got the alert; the e-mail failed and that failure is spooled for both.
+    alert_findings(cfg, "job:backup", [failed], secrets)
+    codes = [b["empire_ops"]["findings"][0]["code"] for b in webhook.delivered()]
+    assert codes == ["BACKUP_FAILED", "ALERT_DELIVERY_FAILED"]
+    server.start()
+    try:
+        import time
+
+        time.sleep(1.1)
+        alert_findings(cfg, "job:backup", [failed], secrets)
+        alert_findings(cfg, "job:backup", [failed], secrets)
+        kinds = [b["empire_ops"]["kind"] for b in webhook.delivered()]
+        assert kinds == ["alert", "alert", "resolved"]
+        subjects = [str(m.message["Subject"]) for m in server.received]
+        assert any("BACKUP_FAILED" in s for s in subjects)
+        assert any("RESOLVED ALERT_DELIVERY_FAILED" in s for s in subjects)
+    finally:
+        server.stop()

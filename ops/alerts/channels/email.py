@@ -30,6 +30,17 @@ def split_addresses(value: str) -> list[str]:
     return [a.strip() for a in value.replace(";", ",").split(",") if a.strip()]
 
 
+def _loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 class EmailChannel(AlertChannel):
     name = "email"
 
@@ -100,5 +111,10 @@ class EmailChannel(AlertChannel):
                 self.secrets.get("SMTP_PASSWORD", ""),
             )
             if user and password:
+                if self.tls == "none" and not _loopback(self.host):
+                    raise RuntimeError(
+                        "refusing to send SMTP_PASSWORD unencrypted to a remote server: set "
+                        '[alerts.email] tls = "starttls" or "tls"'
+                    )
                 smtp.login(user, password)
             smtp.send_message(self.build(message))
