@@ -276,3 +276,57 @@ def test_a_scheduler_killed_then_restarted_is_not_down_and_a_retired_host_is_for
     forgot = host.run("scheduler", "forget", "old-host")
     assert forgot.returncode == 0 and "forgot 1 scheduler(s) of old-host" in forgot.stdout
     assert host.run("jobs", "run", "alerts").returncode == 0
+
+
+def test_sigterm_to_jobs_run_stops_its_query_and_records_it_aborted(
+    hosts, migrated_db: str
+) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    host = hosts("a")
+    host.configure(
+        ALL_OFF + '[scheduler.jobs.slow]\ncron = "0 3 * * *"\nsql = "select pg_sleep(60)"\n'
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ops", "jobs", "run", "slow"],
+        cwd=host.root, env=host.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    sleeping = "select count(*) from pg_stat_activity where query = 'select pg_sleep(60)' " \
+               "and state = 'active'"  # fmt: skip
+    deadline = time.monotonic() + 30
+    while query(migrated_db, sleeping)[0][0] == 0 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 1, err
+    assert "slow: aborted" in out
+    assert query(migrated_db, sleeping)[0][0] == 0  # its statement was cancelled in the server
+    (run,) = host.history()
+    assert run["outcome"] == "aborted" and run["ended_at"] is not None
+
+
+def test_a_job_that_cannot_reach_its_database_or_lock_is_not_run(hosts) -> None:
+    from ops.embedded import free_port
+
+    host = hosts("a")
+    host.configure(ALL_OFF)
+    host.env["DATABASE_URL"] = f"postgresql://app@127.0.0.1:{free_port()}/empire?connect_timeout=1"
+    down = host.run("jobs", "run", "partitions", "--json")
+    assert down.returncode == 4, down.stderr
+    assert [f["code"] for f in json.loads(down.stdout)["findings"]] == ["JOB_NO_DATABASE"]
+    # The secrets job needs no database: it runs, without the lock.
+    assert (
+        json.loads(host.run("jobs", "run", "secrets", "--json").stdout)["data"]["outcome"] == "ok"
+    )
+    # Supabase's transaction pooler cannot hold a session lock: refused before connecting.
+    host.env["DATABASE_URL"] = (
+        "postgresql://postgres.abcdefghijklmnopqrst:pw-0123456789@"
+        "aws-0-eu-west-1.pooler.supabase.com:6543/postgres?sslmode=require"
+    )
+    pooled = host.run("jobs", "run", "partitions", "--json")
+    assert pooled.returncode == 2, pooled.stderr
+    found = json.loads(pooled.stdout)["findings"]
+    assert [f["code"] for f in found if f["severity"] == "error"] == ["JOB_NO_DATABASE"]
+    assert "transaction" in found[-1]["message"]
