@@ -64,6 +64,7 @@ def _repo(tmp: Path) -> None:
 
 _SYNC = frozenset({"from", "to", "applied", "changes", "plan", "dry_run"})
 _MIGRATE = frozenset({"target"}) | REPORT_KEYS
+_FLUSH = REPORT_KEYS | {"sent", "failed", "dropped", "waiting"}
 
 CASES: dict[str, Case] = {
     "config show": Case(
@@ -178,6 +179,25 @@ CASES: dict[str, Case] = {
         ("migrate", "check", "--json"),
         REPORT_KEYS | {"tables", "catalog_queries", "seconds"},
         needs="migrated",
+    ),
+    "alerts test": Case(("alerts", "test", "--json"), _FLUSH),
+    "alerts flush": Case(("alerts", "flush", "--json"), _FLUSH),
+    "alerts status": Case(
+        ("alerts", "status", "--json"), REPORT_KEYS | {"channels", "open", "spool", "sent"}
+    ),
+    "jobs list": Case(("jobs", "list", "--json"), frozenset({"jobs"})),
+    "jobs run": Case(
+        ("jobs", "run", "partitions", "--json"),
+        REPORT_KEYS
+        | {"job", "host", "outcome", "scheduled_for", "started_at", "ended_at", "seconds"}
+        | {"alerts"},
+        needs="migrated",
+    ),
+    "scheduler status": Case(
+        ("scheduler", "status", "--json"),
+        REPORT_KEYS | {"source", "schedulers", "jobs"},
+        needs="migrated",
+        before=(("jobs", "run", "partitions"),),
     ),
     "migrate heal": Case(
         ("migrate", "heal", "--json"),

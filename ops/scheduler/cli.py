@@ -105,7 +105,14 @@ def jobs_list(ctx: typer.Context, as_json: bool = _JSON) -> None:
 
     schedules = job_schedules(state(ctx).config)
     if as_json:
-        echo_json({n: {"schedule": s.describe(), "doc": s.doc} for n, s in schedules.items()})
+        echo_json(
+            {
+                "jobs": [
+                    {"name": n, "schedule": s.describe(), "doc": s.doc}
+                    for n, s in schedules.items()
+                ]
+            }
+        )
         return
     for name, s in schedules.items():
         echo(f"{name:<11} {s.describe():<18} {s.doc}")
