@@ -125,9 +125,11 @@ def step_alerts(state: UpState) -> list[Finding]:
     if not state.config.get("alerts.enabled"):
         return [F.info("ALERTS_OFF", "alerts", "alerts are off ([alerts] enabled = false)")]
     secrets = state.secrets.secrets if state.secrets is not None else {}
+    # A run that stopped early did not run every check: what it did not see stays open.
     evaluation, flushed = alert_findings(
-        state.config, "up", state.facts.get("findings", []), secrets, target=state.target
-    )
+        state.config, "up", state.facts.get("findings", []), secrets, target=state.target,
+        resolve=state.facts.get("complete", False),
+    )  # fmt: skip
     from ops.alerts.store import open_store
 
     with open_store(state.config) as store:
@@ -192,10 +194,12 @@ def run_up(
     """
     results: list[StepResult] = []
     state = UpState(config=config, yes=yes)
-    for name, step in [*(steps or STEPS), *([DEMO_STEP] if demo else [])]:
+    planned = [*(steps or STEPS), *([DEMO_STEP] if demo else [])]
+    for name, step in planned:
         results.append(_run_step(name, step, state))
         if F.exit_code_for(results[-1].findings):
             break
+    state.facts["complete"] = len(results) == len(planned)
     if steps is None:
         state.facts["findings"] = [f for r in results for f in r.findings]
         results.extend(_run_step(name, step, state) for name, step in FINAL_STEPS)

@@ -8,8 +8,11 @@ the scheduler, cron jobs and ``up`` make.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
+
+log = logging.getLogger("ops.alerts")
 
 if TYPE_CHECKING:
     from ops.alerts.alerter import Evaluation, FlushReport
@@ -17,6 +20,35 @@ if TYPE_CHECKING:
 
 
 DELIVERY_SOURCE = "alerts:delivery"
+
+
+def _evaluate_somewhere(
+    config: Any,
+    source: str,
+    findings: Sequence[Finding],
+    store: Any,
+    ledger: Any,
+    **kw: Any,
+) -> Evaluation:
+    """Evaluate on the shared ledger; on this host's own when the database fails first.
+
+    When the database fails before anything of the evaluation was spooled,
+    deciding again on the state store loses nothing. When it fails after (at
+    its commit), the messages are spooled already and are sent: at least once.
+    """
+    from ops.alerts.alerter import evaluate
+    from ops.errors import DatabaseError, DatabaseUnreachable
+
+    if ledger is None:
+        return evaluate(config, source, findings, store=store, **kw)
+    before = len(store.messages(limit=1_000_000))
+    try:
+        return evaluate(config, source, findings, store=store, ledger=ledger, **kw)
+    except (DatabaseError, DatabaseUnreachable) as exc:
+        if len(store.messages(limit=1_000_000)) != before:
+            raise
+        log.warning("alerts: the shared ledger failed (%s); deciding on this host's", exc.message)
+        return evaluate(config, source, findings, store=store, **kw)
 
 
 def alert_findings(
@@ -40,7 +72,7 @@ def alert_findings(
     PathNotUsable / DiskFull / LockBusy when the state store cannot be
     written; a delivery failure is a finding of the flush.
     """
-    from ops.alerts.alerter import evaluate, flush
+    from ops.alerts.alerter import flush
     from ops.alerts.channels import active_channels
     from ops.alerts.render import AlertContext
     from ops.alerts.store import open_store
@@ -56,18 +88,21 @@ def alert_findings(
     ledger, conn = database_ledger(config, target)
     try:
         with open_store(config) as store:
-            # A database that fails mid-evaluation raises: nothing of this evaluation
-            # is kept there, and the next one decides again (its spool may hold this
-            # one's messages already: then they are sent, at least once).
-            evaluation = evaluate(config, source, findings, store=store, channels=channels,
-                                  ctx=ctx, ledger=ledger, resolve=resolve)  # fmt: skip
+            evaluation = _evaluate_somewhere(
+                config, source, findings, store, ledger, channels=channels, ctx=ctx,
+                resolve=resolve,
+            )  # fmt: skip
             report = flush(config, store, secrets) if deliver and channels else None
             if report is not None and (report.sent or report.failed or report.dropped):
                 # Delivery is a source of its own: a channel that fails is alerted
-                # through the others (and, once it is back, through itself), and
-                # resolved by the next flush that delivers.
-                evaluate(config, DELIVERY_SOURCE, report.findings, store=store,
-                         channels=channels, ctx=ctx, ledger=ledger)  # fmt: skip
+                # through the others (and, once it is back, through itself); only a
+                # flush in which that channel delivered resolves it.
+                host = ctx.host
+                delivered = {f"{m['channel']} from {host}" for m in report.sent}
+                _evaluate_somewhere(
+                    config, DELIVERY_SOURCE, report.findings, store, ledger, channels=channels,
+                    ctx=ctx, resolve=lambda row: row.subject in delivered,
+                )  # fmt: skip
     finally:
         if conn is not None:
             conn.close()

@@ -27,9 +27,10 @@ import contextlib
 import json
 import logging
 import secrets as _secrets
+import socket
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -107,7 +108,7 @@ def evaluate(
     ctx: AlertContext,
     now: float | None = None,
     ledger: DatabaseLedger | None = None,
-    resolve: bool = True,
+    resolve: bool | Callable[[OpenFinding], bool] = True,
 ) -> Evaluation:
     """Record ``source``'s current ``findings`` and spool what must reach a person.
 
@@ -121,7 +122,8 @@ def evaluate(
     Raises PathNotUsable / DiskFull / LockBusy when the store cannot be written,
     DatabaseError / DatabaseUnreachable when the ledger's database fails.
     Without ``resolve``, what the source no longer reports stays open (its
-    run did not finish its checks: absence proves nothing).
+    run did not finish its checks: absence proves nothing); a function
+    instead says which of those may close.
     """
     rules = AlertRules.from_config(config)
     now = time.time() if now is None else now
@@ -183,8 +185,9 @@ def evaluate(
             else:
                 result.still_open.append(key)
             book.put_open(row)
-        for old in book.open_findings(source) if resolve else []:
-            if old.key in current:
+        closable = resolve if callable(resolve) else (lambda _row: bool(resolve))
+        for old in book.open_findings(source):
+            if old.key in current or not closable(old):
                 continue
             book.close_open(*old.key)
             if old.alerted_at is not None:
@@ -388,7 +391,7 @@ def flush(
             report.findings.append(
                 F.critical(
                     "ALERT_DROPPED",
-                    row["channel"],
+                    f"{row['channel']} from {socket.gethostname()}",
                     f"the {row['kind']} {row['title']!r} could not be delivered by "
                     f"{row['channel']} for longer than [alerts] give_up_after; it is dropped",
                 )
@@ -426,7 +429,7 @@ def flush(
         report.findings.append(
             F.error(
                 "ALERT_DELIVERY_FAILED",
-                channel_name,
+                f"{channel_name} from {socket.gethostname()}",
                 f"alerts could not be sent by {channel_name}: {error}; they stay in the spool "
                 "and are retried with backoff (`empire-ops alerts flush`)",
                 exit_code=EXIT_UNREACHABLE,

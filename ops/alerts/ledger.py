@@ -17,11 +17,14 @@ The methods mirror :class:`ops.alerts.store.StateStore`'s ledger methods.
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Iterator
 from typing import Any
 
 from ops import db
 from ops.alerts.store import OpenFinding
+
+log = logging.getLogger("ops.alerts")
 
 _COLUMNS = (
     "code", "subject", "source", "severity", "message", "runbook", "first_seen", "last_seen",
@@ -38,7 +41,16 @@ class DatabaseLedger:
         self.schema = db.Identifier(config.get("migrate.history_schema"))
 
     def ensure_table(self) -> None:
-        """Create the ledger's schema and table when missing. Raises DatabaseError."""
+        """Create the ledger's schema and table when missing. Raises DatabaseError.
+
+        An existing table is not created again: a role that may use it but not
+        create in its schema (least privilege) still shares the ledger.
+        """
+        found = db.run_query(
+            self.conn, "select to_regclass(%s) is not null as here", (db.render(self.table),)
+        )
+        if found and found[0]["here"]:
+            return
         db.run_query(self.conn, db.SQL("create schema if not exists {}").format(self.schema))
         db.run_query(
             self.conn,
@@ -69,7 +81,8 @@ class DatabaseLedger:
     def open_findings(self, source: str | None = None) -> list[OpenFinding]:
         if source is None:
             return self._rows(db.SQL("true"), ())
-        return self._rows(db.SQL("',' || source || ',' like %s"), (f"%,{source},%",))
+        # position, not like: a source's _ is a character, not a wildcard
+        return self._rows(db.SQL("position(%s in ',' || source || ',') > 0"), (f",{source},",))
 
     def get_open(self, code: str, subject: str) -> OpenFinding | None:
         rows = self._rows(db.SQL("code = %s and subject = %s"), (code, subject))
@@ -108,13 +121,21 @@ def database_ledger(config: Any, target: Any) -> tuple[DatabaseLedger | None, An
     if target is None:
         return None, None
     try:
-        conn = db.connect(target.dsn, target.options, autocommit=True)
-    except OpsError:
+        # A session of its own: through a transaction pooler (which the scheduler's
+        # locks refuse too) the ledger is not used, and nothing connects there.
+        conn = db.connect(target.dsn, target.options, autocommit=True, session="the alert ledger")
+    except OpsError as exc:
+        log.info("alerts: this host's own ledger (the database's is out of reach: %s)",
+                 exc.message)  # fmt: skip
         return None, None
     ledger = DatabaseLedger(conn, config)
     try:
         ledger.ensure_table()
-    except OpsError:
+    except OpsError as exc:
         conn.close()
+        log.warning(
+            "alerts: the database's shared ledger cannot be used (%s): each host decides "
+            "alone, so several hosts may alert one finding", exc.message,
+        )  # fmt: skip
         return None, None
     return ledger, conn

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -165,7 +166,9 @@ class StateStore:
         try:
             yield self.conn
         except BaseException:
-            self.conn.execute("rollback")
+            # SQLite may have rolled back itself (a full disk): then there is none to undo.
+            with contextlib.suppress(sqlite3.Error):
+                self.conn.execute("rollback")
             raise
         try:
             self.conn.execute("commit")
@@ -186,8 +189,9 @@ class StateStore:
         """Every open finding (that ``source`` reported, when given)."""
         rows = (
             self.query(
-                "select * from open_findings where ',' || source || ',' like ?",
-                (f"%,{source},%",),
+                # instr, not like: a source's _ is a character, not a wildcard
+                "select * from open_findings where instr(',' || source || ',', ?) > 0",
+                (f",{source},",),
             )
             if source is not None
             else self.query("select * from open_findings")
@@ -325,10 +329,19 @@ def _store_error(exc: OSError, path: Path) -> PathNotUsable | DiskFull:
     )
 
 
+def _no_space(folder: Path) -> bool:
+    """True when the disk holding ``folder`` has no block left (SQLite says "disk I/O
+    error" when it cannot grow its write-ahead log there)."""
+    try:
+        return os.statvfs(folder).f_bavail == 0
+    except OSError:
+        return False
+
+
 def _sqlite_error(exc: sqlite3.Error, path: Path) -> OpsError:
     """The storage error for a SQLite error on the store (read-only, full, unopenable)."""
     text = str(exc).lower()
-    if "full" in text:
+    if "full" in text or ("disk i/o error" in text and _no_space(path.parent)):
         return DiskFull(
             f"cannot write the state store {path}: the disk is full",
             hint="free some space on that disk and rerun; nothing was half-written",

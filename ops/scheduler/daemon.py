@@ -71,6 +71,10 @@ class SchedulerDaemon:
         self.target: Any = None
         self.triggers: dict[str, Any] = {}
         self.scheduler: Any = None
+        # Beats one at a time, and none after the last ("stopped") one: a heartbeat
+        # job still running at shutdown must not write "stopping" over it.
+        self._beat_lock = threading.Lock()
+        self._last_beat_done = False
 
     # -- setup ------------------------------------------------------------------------
     def build(self) -> Any:
@@ -80,14 +84,23 @@ class SchedulerDaemon:
         from apscheduler.triggers.cron import CronTrigger
         from apscheduler.triggers.interval import IntervalTrigger
 
+        from ops.scheduler.jobs import PER_HOST
         from ops.scheduler.settings import job_schedules
 
         tz = self.config.get("scheduler.timezone")
         grace = int(self.config.seconds("scheduler.misfire_grace"))
         schedules = job_schedules(self.config)
+        # The jobs run one at a time (the "jobs" executor): a long backup delays the
+        # verify behind it, but stopping one job's child processes (pg_dump) can then
+        # never hit another job's. The alerts job, the heartbeat and the stop watcher
+        # run beside them, so a long job never holds back alerts or looks like a
+        # dead scheduler.
         scheduler = BlockingScheduler(
             timezone=tz,
-            executors={"default": ThreadPoolExecutor(max_workers=max(2, len(schedules) + 1))},
+            executors={
+                "default": ThreadPoolExecutor(max_workers=3),
+                "jobs": ThreadPoolExecutor(max_workers=1),
+            },
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": grace},
         )
         epoch = datetime.fromtimestamp(0, UTC)
@@ -98,7 +111,13 @@ class SchedulerDaemon:
                 assert schedule.every is not None
                 trigger = IntervalTrigger(seconds=schedule.every, start_date=epoch, timezone=tz)
             self.triggers[name] = trigger
-            scheduler.add_job(self.tick, trigger, args=[name], id=name, name=name)
+            executor = "default" if name in PER_HOST else "jobs"
+            scheduler.add_job(
+                self.tick, trigger, args=[name], id=name, name=name, executor=executor
+            )
+        scheduler.add_job(
+            self.watch_stop, IntervalTrigger(seconds=1), id="_stop", name="stop watcher"
+        )
         scheduler.add_job(
             self.beat,
             IntervalTrigger(seconds=self.config.seconds("scheduler.heartbeat_every")),
@@ -114,7 +133,7 @@ class SchedulerDaemon:
         """Run one tick of job ``name``; never raises (APScheduler must not see a failure)."""
         from ops.scheduler.runner import run_job
 
-        if self.stop.is_set():
+        if self.state != "running":  # handed to the pool before the stop: not started
             return
         window = self.config.seconds("scheduler.misfire_grace") + 1
         scheduled_for = last_fire_time(self.triggers[name], time.time(), window)
@@ -152,9 +171,15 @@ class SchedulerDaemon:
 
     def beat(self) -> None:
         """Write the heartbeat to the state store and the database; never raises."""
+        with self._beat_lock:
+            if not self._last_beat_done:
+                row = self.heartbeat_row()
+                self._beat(row)
+                self._last_beat_done = row["state"] == "stopped"
+
+    def _beat(self, row: dict[str, Any]) -> None:
         from ops.alerts.store import open_store
 
-        row = self.heartbeat_row()
         try:
             with open_store(self.config) as store:
                 store.beat(row)
@@ -180,10 +205,21 @@ class SchedulerDaemon:
 
     # -- stopping ---------------------------------------------------------------------
     def request_stop(self, signum: int, _frame: Any = None) -> None:
-        """The signal handler: stop taking jobs; :meth:`run` finishes the rest."""
+        """The signal handler: stop taking jobs; :meth:`run` finishes the rest.
+
+        Only the first signal counts (a second Ctrl-C must not cut the drain
+        short). The scheduler itself is shut down by :meth:`watch_stop`, which
+        also catches a signal that came before it was started.
+        """
+        if self.state != "running":
+            log.info("scheduler: %s received again; still stopping", signal.Signals(signum).name)
+            return
         log.info("scheduler: %s received, stopping", signal.Signals(signum).name)
         self.state = "stopping"
-        if self.scheduler is not None:
+
+    def watch_stop(self) -> None:
+        """Every second: shut the scheduler down once a stop was asked for."""
+        if self.state != "running" and self.scheduler is not None and self.scheduler.running:
             self.scheduler.shutdown(wait=False)
 
     def drain(self) -> None:
@@ -210,6 +246,8 @@ class SchedulerDaemon:
         from ops.alerts.store import open_store
         from ops.target import resolve_target
 
+        signal.signal(signal.SIGTERM, self.request_stop)
+        signal.signal(signal.SIGINT, self.request_stop)
         # The store must be writable before any job runs: a run that cannot be
         # recorded must not happen unseen (PathNotUsable, exit 2, otherwise).
         open_store(self.config).close()
@@ -223,8 +261,6 @@ class SchedulerDaemon:
         if gone:
             log.info("scheduler: earlier schedulers on this host are dead: %s", ", ".join(gone))
         scheduler = self.build()
-        signal.signal(signal.SIGTERM, self.request_stop)
-        signal.signal(signal.SIGINT, self.request_stop)
         log.info(
             "scheduler %s started: %s", self.scheduler_id,
             ", ".join(f"{j.id} ({j.trigger})" for j in scheduler.get_jobs() if j.id[0] != "_"),

@@ -80,7 +80,11 @@ def unfinished_run(
             "select r.host from {}.scheduler_runs r join {}.scheduler_heartbeats h"
             " on h.host = r.host and h.pid = r.pid"
             " where r.job = %s and r.ended_at is null and not (r.host = %s and r.pid = %s)"
-            " and h.state <> 'stopped' and h.last_seen > now() - make_interval(secs => %s)"
+            # the run's own scheduler (started before it: a reused pid is another one),
+            # still beating, and the run no older than a day (a lost finish_tick)
+            " and h.started_at <= r.started_at and r.started_at > now() - interval '1 day'"
+            " and h.state not in ('stopped', 'gone')"
+            " and h.last_seen > now() - make_interval(secs => %s)"
             " limit 1"
         ).format(schema, schema),
         (job, host, pid, stale_after),

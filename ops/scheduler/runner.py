@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from ops import findings as F
-from ops.errors import EXIT_INTERNAL, OpsError
+from ops.errors import EXIT_FAILED, EXIT_INTERNAL, OpsError
 from ops.findings import Finding, FindingsReport
 
 log = logging.getLogger("ops.scheduler")
@@ -58,6 +58,12 @@ class JobReport(FindingsReport):
     @property
     def seconds(self) -> float:
         return max(0.0, self.ended_at - self.started_at)
+
+    @property
+    def exit_code(self) -> int:
+        """The findings' exit code; 1 for a run that was stopped before it finished."""
+        code = F.exit_code_for(self.findings)
+        return code or (EXIT_FAILED if self.outcome == "aborted" else 0)
 
     def extra(self) -> dict[str, Any]:
         return {
@@ -115,10 +121,11 @@ class _Watchdog(threading.Thread):
     scheduler's stop event is looked at more often.
     """
 
-    def __init__(self, conn: Any, ctx: Any) -> None:
+    def __init__(self, conn: Any, ctx: Any, scheduler_stop: threading.Event) -> None:
         super().__init__(name="empire-ops-lock-watchdog", daemon=True)
         self.conn = conn
         self.ctx = ctx
+        self.scheduler_stop = scheduler_stop
         self.done = threading.Event()
         self.lost = False
 
@@ -127,7 +134,7 @@ class _Watchdog(threading.Thread):
 
         last_ping = time.monotonic()
         while not self.done.wait(0.2):
-            if self.ctx.stop.is_set():
+            if self.scheduler_stop.is_set():
                 log.warning("stopping the running job (the scheduler is stopping)")
                 abort_job(self.ctx)
                 return
@@ -242,10 +249,15 @@ def _run(
             target = None
     raised = False
     try:
-        if conn is not None and lock is not None and not _take_tick(conn, config, report, lock):
+        try:
+            taken = conn is None or lock is None or _take_tick(conn, config, report, lock)
+        except OpsError as exc:  # the connection failed right after it was made
+            return _not_run(config, report, secrets, None, exc, "the database is unreachable")
+        if not taken:
             return None
-        ctx = JobContext(config=config, secrets=secrets, target=target, stop=stop)
-        watchdog = _Watchdog(conn, ctx)
+        # The job's own stop: a lost lock stops this job, never the scheduler's others.
+        ctx = JobContext(config=config, secrets=secrets, target=target)
+        watchdog = _Watchdog(conn, ctx, stop)
         watchdog.start()
         if on_start is not None:
             on_start(report)
@@ -266,8 +278,14 @@ def _run(
                     "was stopped and runs again at its next tick",
                 )
             ]
-        elif stop.is_set() and report.outcome == "failed":
+        elif ctx.stop.is_set():
+            # Stopped on purpose (SIGTERM): what the stop broke is not news to anyone.
             report.outcome = "aborted"
+            raised = True  # its checks did not finish: nothing is resolved
+            report.findings = [
+                F.info("JOB_ABORTED", name, f"job {name} was stopped (the scheduler or the "
+                       "run was asked to stop); it runs again at its next tick")
+            ]  # fmt: skip
     finally:
         if conn is not None:
             if lock is not None:
@@ -283,7 +301,10 @@ def _run(
 
 
 def _take_tick(conn: Any, config: Any, report: JobReport, lock: str) -> bool:
-    """Take the job's lock and claim its tick; False (the run skipped) when either is taken."""
+    """Take the job's lock and claim its tick; False (the run skipped) when either is taken.
+
+    Raises DatabaseUnreachable / DatabaseError when the connection fails meanwhile.
+    """
     from ops import db
 
     if not db.try_advisory_lock(conn, lock, 0):
@@ -321,7 +342,7 @@ def _claim(conn: Any, config: Any, report: JobReport) -> bool | None:
         dbstate.ensure_tables(conn, config)
         return dbstate.claim_tick(conn, config, report.job, report.scheduled_for, report.host,
                                   report.pid)  # fmt: skip
-    except DatabaseError as exc:
+    except DatabaseError as exc:  # no privilege: the lock alone (unreachable: raised)
         log.warning("job %s: no tick record in the database (%s); the lock alone guards it",
                     report.job, exc.message)  # fmt: skip
         return None

@@ -410,3 +410,24 @@ def test_a_finding_two_sources_report_is_resolved_by_either(
     _round(cfg, "job:secrets", [], secrets, t0 + 120)
     _round(cfg, "up", [], secrets, t0 + 180)
     assert [str(m.message["Subject"]).split()[2] for m in smtp.received] == ["WARNING", "RESOLVED"]
+
+
+def test_a_source_with_an_underscore_closes_only_its_own_findings(
+    tmp_path: Path, smtp: SmtpServer
+) -> None:
+    cfg, secrets, t0 = _config(tmp_path), _secrets(smtp), time.time()
+    _round(cfg, "job:vacx1", [F.error("JOB_FAILED", "vacx1", "x")], secrets, t0)
+    _round(cfg, "job:vac_1", [], secrets, t0 + 1)  # `_` is not a wildcard here
+    with open_store(cfg) as store:
+        assert [r.code for r in store.open_findings()] == ["JOB_FAILED"]
+
+
+def test_a_webhook_url_with_a_bad_port_is_a_failed_delivery_not_a_crash(tmp_path: Path) -> None:
+    cfg = _config(tmp_path)
+    secrets = {"ALERT_WEBHOOK_URL": "https://hooks.example.com:99999/services/abcdefgh"}
+    with open_store(cfg) as store:
+        evaluate(cfg, "backup", [STALE], store=store, channels=("webhook",), ctx=CTX)
+        report = flush(cfg, store, secrets)
+        (pending,) = store.messages(states=("pending",))
+    assert report.exit_code == 4 and pending["attempts"] == 1
+    assert pending["last_error"].startswith("webhook to https://hooks.example.com:?")

@@ -100,6 +100,10 @@ def test_a_scheduler_that_loses_its_connection_mid_job_hands_the_next_tick_over(
     later = [r for r in worked if float(r["started_at"]) > float(lost[0]["ended_at"])]  # type: ignore[arg-type]
     assert later and all(r["outcome"] == "ok" for r in later)
     assert _overlaps(worked) == []
+    # The host that lost its lock stopped that job only: its scheduler kept ticking.
+    loser = next(h for h in (a, b) if any(r["outcome"] == "lock_lost" for r in h.history()))
+    after = [r for r in loser.history() if float(r["started_at"]) > float(lost[0]["ended_at"])]  # type: ignore[arg-type]
+    assert after, "the scheduler that lost a lock ran nothing afterwards"
 
 
 def test_a_job_that_fails_alerts_once_and_the_scheduler_carries_on(
@@ -330,3 +334,42 @@ def test_a_job_that_cannot_reach_its_database_or_lock_is_not_run(hosts) -> None:
     found = json.loads(pooled.stdout)["findings"]
     assert [f["code"] for f in found if f["severity"] == "error"] == ["JOB_NO_DATABASE"]
     assert "transaction" in found[-1]["message"]
+
+
+def test_a_second_sigterm_does_not_cut_the_stop_short(hosts, migrated_db: str) -> None:
+    import signal
+
+    host = hosts("a")
+    host.configure(FAST + '[scheduler.jobs.slow]\nevery = "1s"\nsql = "select pg_sleep(1.5)"\n')
+    host.start()
+    host.wait_for_log("scheduler ")
+    time.sleep(1.5)
+    assert host.proc is not None
+    host.proc.send_signal(signal.SIGTERM)
+    time.sleep(0.2)
+    host.proc.send_signal(signal.SIGTERM)
+    assert host.proc.wait(30) == 0
+    assert "received again; still stopping" in host.log.read_text()
+    assert "Traceback" not in host.log.read_text()
+    (state,) = query(migrated_db, "select state from ops.scheduler_heartbeats")
+    assert state == ("stopped",)
+
+
+def test_a_full_disk_under_the_state_store_is_exit_1_not_a_traceback(hosts) -> None:
+    from tests.helpers import tmpfs
+
+    host = hosts("a")
+    with tmpfs("size=256k") as mount:
+        state = mount / "state"
+        host.configure(f'[project]\nstate_dir = "{state}"\n' + ALL_OFF)
+        assert host.run("jobs", "run", "secrets").returncode == 0  # the store exists
+        with open(mount / "filler", "wb", buffering=0) as filler:  # fill the disk, to the byte
+            try:
+                while True:
+                    filler.write(b"\0" * 4096)
+            except OSError:
+                pass
+        done = host.run("jobs", "run", "secrets")
+        assert done.returncode == 1, (done.stdout, done.stderr)
+        assert "Traceback" not in done.stderr and "internal error" not in done.stderr
+        assert "disk is full" in done.stderr and "hint:" in done.stderr

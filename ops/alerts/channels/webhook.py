@@ -32,9 +32,11 @@ class WebhookChannel(AlertChannel):
 
     def describe(self) -> str:
         parts = urlsplit(self.url)
-        return f"{parts.scheme}://{parts.hostname or '?'}" + (
-            f":{parts.port}" if parts.port else ""
-        )
+        try:
+            port = f":{parts.port}" if parts.port else ""
+        except ValueError:  # a port that is not one: said by the failure, not here
+            port = ":?"
+        return f"{parts.scheme or '?'}://{parts.hostname or '?'}{port}"
 
     def _send(self, message: OutgoingMessage) -> None:
         import httpx
