@@ -50,6 +50,16 @@ def parse_duration(text: str) -> float:
     return sum(float(n) * _UNIT_SECONDS[u] for n, u in _DURATION_PART.findall(text))
 
 
+def format_duration(seconds: float) -> str:
+    """A duration as people read it: ``45s``, ``12m``, ``3.5h`` (the inverse, roughly,
+    of :func:`parse_duration`)."""
+    if seconds < 120:
+        return f"{int(seconds)}s"
+    if seconds < 7200:
+        return f"{int(seconds // 60)}m"
+    return f"{seconds / 3600:.1f}h"
+
+
 # Where a cron expression's fields sit in APScheduler's CronTrigger, with a label.
 _CRON_FIELDS = (
     ("minute", "minute"),

@@ -51,6 +51,7 @@ NO_CHANNEL = "none"
 # A claim expires after the send timeout plus this margin; then another
 # flusher may take the message (the first one is presumed dead).
 _LEASE_MARGIN = 60.0
+_OPERATIONS_PER_SEND = 12
 
 
 @dataclass
@@ -372,8 +373,12 @@ def flush(
     rules = AlertRules.from_config(config)
     channels = active_channels(config, secrets)
     report = FlushReport()
+    # smtplib's timeout bounds each operation, not the send (connect, EHLO, STARTTLS,
+    # AUTH, MAIL, RCPT…, DATA): a claim must outlast a slow server's whole exchange,
+    # or another flusher would take the message over and send it again.
     lease = (
-        max(config.seconds("alerts.email.timeout"), config.seconds("alerts.webhook.timeout"))
+        _OPERATIONS_PER_SEND
+        * max(config.seconds("alerts.email.timeout"), config.seconds("alerts.webhook.timeout"))
         + _LEASE_MARGIN
     )
     tried: set[str] = set()

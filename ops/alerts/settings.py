@@ -51,6 +51,19 @@ CODE_RULE = Table(
     }
 )  # fmt: skip
 
+
+def _email_check(data: dict[str, Any], root: Any) -> list[str]:
+    """A CA bundle that is named must be there: else every alert would fail for a week."""
+    from pathlib import Path
+
+    value = data.get("ca_file")
+    if not value:
+        return []
+    path = Path(value).expanduser()
+    path = path if path.is_absolute() else Path(root) / path
+    return [] if path.is_file() else [f"ca_file: {path} is not a file (a PEM CA bundle)"]
+
+
 EMAIL = Table(
     {
         "enabled": Field(bool, True, "on whenever SMTP_HOST and ALERT_TO resolve; false: off"),
@@ -63,7 +76,8 @@ EMAIL = Table(
         "ca_file": Field(
             str, "", "a CA bundle (PEM) to trust for the SMTP server (default: the system's)"
         ),
-    }
+    },
+    check=_email_check,
 )  # fmt: skip
 
 WEBHOOK = Table(

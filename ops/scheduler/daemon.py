@@ -185,23 +185,11 @@ class SchedulerDaemon:
                 store.beat(row)
         except OpsError as exc:
             log.error("heartbeat: the state store could not be written: %s", exc.message)
-        if self.target is None:
-            return
-        from ops import db
         from ops.scheduler import dbstate
 
-        try:
-            conn = db.connect(self.target.dsn, self.target.options, autocommit=True)
-        except OpsError as exc:
-            log.warning("heartbeat: the database is unreachable: %s", exc.message)
-            return
-        try:
-            dbstate.ensure_tables(conn, self.config)
-            dbstate.beat(conn, self.config, row)
-        except OpsError as exc:
-            log.warning("heartbeat: not recorded in the database: %s", exc.message)
-        finally:
-            conn.close()
+        dbstate.on_database(
+            self.config, self.target, lambda conn: dbstate.beat(conn, self.config, row), "heartbeat"
+        )
 
     # -- stopping ---------------------------------------------------------------------
     def request_stop(self, signum: int, _frame: Any = None) -> None:

@@ -19,9 +19,44 @@ state store's history, and the caller logs why.
 from __future__ import annotations
 
 import json
-from typing import Any
+import logging
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from ops import db
+
+log = logging.getLogger("ops.scheduler")
+T = TypeVar("T")
+
+
+def on_database(
+    config: Any, target: Any, action: Callable[[Any], T], what: str, *, create: bool = True
+) -> T | None:
+    """``action(conn)`` on a connection of its own to ``target``'s database, best effort.
+
+    The scheduler's tables are created first (``create``). Returns what the
+    action returns, or None when there is no target, the database does not
+    answer or it refuses (each logged with ``what`` failed): the state store
+    keeps what the database could not.
+    """
+    from ops.errors import OpsError
+
+    if target is None:
+        return None
+    try:
+        conn = db.connect(target.dsn, target.options, autocommit=True)
+    except OpsError as exc:
+        log.warning("%s: the database is unreachable: %s", what, exc.message)
+        return None
+    try:
+        if create:
+            ensure_tables(conn, config)
+        return action(conn)
+    except OpsError as exc:
+        log.warning("%s: not done in the database: %s", what, exc.message)
+        return None
+    finally:
+        conn.close()
 
 
 def _schema(config: Any) -> db.Identifier:

@@ -31,8 +31,9 @@ if TYPE_CHECKING:
 class JobContext:
     """What a job may use: the config, the loaded secrets, the database, a stop signal.
 
-    ``stop`` is set when the scheduler is asked to stop (SIGTERM) or the job's
-    lock connection is lost; long jobs check it between steps.
+    ``stop`` is this job's own: set (by :meth:`abort`) when the scheduler's
+    grace period after SIGTERM is over, when ``jobs run`` gets a signal, or
+    when the job's lock connection is lost; long jobs check it between steps.
     """
 
     config: Config
@@ -141,25 +142,16 @@ def job_alerts(ctx: JobContext) -> list[Finding]:
     import time
 
     from ops.alerts.store import open_store
-    from ops.errors import OpsError
     from ops.scheduler import dbstate
     from ops.scheduler.status import stale_schedulers
 
     before = time.time() - ctx.config.seconds("scheduler.keep_history")
     with open_store(ctx.config) as store:
         store.prune(before)
-    if ctx.target is not None:
-        from ops import db
-
-        try:
-            conn = db.connect(ctx.target.dsn, ctx.target.options, autocommit=True)
-            try:
-                dbstate.ensure_tables(conn, ctx.config)
-                dbstate.prune(conn, ctx.config, before)
-            finally:
-                conn.close()
-        except OpsError:
-            pass  # the database's copy is pruned by the next run that reaches it
+    # The database's copy, when it answers (else the next run that reaches it).
+    dbstate.on_database(
+        ctx.config, ctx.target, lambda conn: dbstate.prune(conn, ctx.config, before), "pruning"
+    )
     return stale_schedulers(ctx.config, ctx.target)
 
 

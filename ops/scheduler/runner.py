@@ -12,8 +12,10 @@ and exit code.
    tick another host already ran is skipped too.
 3. A watchdog pings the lock's connection while the job runs. When it is
    lost, the server has released the lock and another host may start the
-   next tick: the job is told to stop (its child processes, pg_dump or
-   pg_restore, are terminated) and the run is recorded ``lock_lost``.
+   next tick: the job is told to stop (its statements cancelled, and this
+   process's child processes, pg_dump or pg_restore, terminated: the daemon
+   runs one such job at a time, so they are this job's) and the run is
+   recorded ``lock_lost``.
 4. The job's exception, whatever it is, becomes ``JOB_FAILED`` (an OpsError
    keeps its exit code); the run goes to the state store, ``admin_logs`` and,
    on failure, ``error_logs``; its findings are evaluated for alerts under
@@ -404,7 +406,6 @@ def _finish_in_database(target: Any, config: Any, report: JobReport) -> None:
     Its own, because the lock's connection may be the one that was lost.
     Best effort: a failure is logged, the state store has the run anyway.
     """
-    from ops import db
     from ops.scheduler import dbstate
     from ops.scheduler.jobs import PER_HOST
 
@@ -417,21 +418,15 @@ def _finish_in_database(target: Any, config: Any, report: JobReport) -> None:
         return
     errors = not per_host or bool(report.alerts.get("alerted"))
     report.ended_at = time.time()
-    try:
-        conn = db.connect(target.dsn, target.options, autocommit=True)
-    except OpsError as exc:
-        log.warning("job %s: not recorded in the database: %s", report.job, exc.message)
-        return
-    for what, action in (
-        ("close the tick", lambda: dbstate.finish_tick(conn, config, report.job,
-                                                        report.scheduled_for, report.outcome)),
-        ("record the run in admin_logs", lambda: dbstate.record_run(conn, report, errors=errors)),
-    ):  # fmt: skip
-        try:
-            action()
-        except OpsError as exc:
-            log.warning("job %s: could not %s: %s", report.job, what, exc.message)
-    conn.close()
+    job, tick = report.job, report.scheduled_for
+    dbstate.on_database(
+        config, target, lambda conn: dbstate.finish_tick(conn, config, job, tick, report.outcome),
+        f"job {job}: closing its tick",
+    )  # fmt: skip
+    dbstate.on_database(
+        config, target, lambda conn: dbstate.record_run(conn, report, errors=errors),
+        f"job {job}: recording it in admin_logs", create=False,
+    )  # fmt: skip
 
 
 def _alert(config: Any, report: JobReport, secrets: Any, target: Any, *, resolve: bool) -> None:
@@ -455,6 +450,8 @@ def _alert(config: Any, report: JobReport, secrets: Any, target: Any, *, resolve
             F.error("ALERTS_FAILED", report.job, f"alerts of job {report.job} could not be "
                     f"evaluated: {exc.message}", exit_code=exc.exit_code)
         )  # fmt: skip
+        if report.outcome == "ok":
+            report.outcome = "failed"
         return
     report.alerts = {
         "alerted": [list(k) for k in evaluation.alerted + evaluation.repeated],

@@ -16,36 +16,21 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ops import findings as F
-from ops.errors import OpsError
+from ops.config import format_duration
 from ops.findings import Finding, FindingsReport
 
 log = logging.getLogger("ops.scheduler")
 
 
-def _database_heartbeats(config: Any, target: Any) -> list[dict[str, Any]] | None:
-    """Heartbeats from the database, or None when it cannot be read (unreachable, no table)."""
-    if target is None:
-        return None
-    from ops import db
-    from ops.scheduler import dbstate
-
-    try:
-        conn = db.connect(target.dsn, target.options, autocommit=True)
-    except OpsError:
-        return None
-    try:
-        return dbstate.heartbeats(conn, config)
-    except OpsError:
-        return None
-    finally:
-        conn.close()
-
-
 def all_heartbeats(config: Any, target: Any) -> tuple[list[dict[str, Any]], str]:
     """Every known scheduler's heartbeat, and where they were read ("database" or "local")."""
     from ops.alerts.store import open_store
+    from ops.scheduler import dbstate
 
-    rows = _database_heartbeats(config, target)
+    rows = dbstate.on_database(
+        config, target, lambda conn: dbstate.heartbeats(conn, config), "reading heartbeats",
+        create=False,
+    )  # fmt: skip
     if rows is not None:
         return rows, "database"
     with open_store(config) as store:
@@ -71,20 +56,11 @@ def stale_schedulers(config: Any, target: Any, now: float | None = None) -> list
                     "SCHEDULER_DOWN",
                     f"{row['host']} pid {row['pid']}",
                     f"the scheduler on {row['host']} (pid {row['pid']}) last beat "
-                    f"{_duration(age)} ago (stale after {_duration(stale_after)}): its jobs "
-                    "run on the other hosts only, or not at all",
+                    f"{format_duration(age)} ago (stale after {format_duration(stale_after)}): "
+                    "its jobs run on the other hosts only, or not at all",
                 )
             )
     return found
-
-
-def _duration(seconds: float) -> str:
-    """``45 s``, ``12 min``, ``3.5 h``: how people say a duration."""
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
 
 
 def retire_dead(config: Any, target: Any, host: str, alive: Any) -> list[str]:
@@ -104,7 +80,10 @@ def retire_dead(config: Any, target: Any, host: str, alive: Any) -> list[str]:
         store.set_heartbeat_state(dead, "gone")
     from ops.scheduler import dbstate
 
-    _in_database(config, target, lambda conn: dbstate.set_state(conn, config, dead, "gone"))
+    dbstate.on_database(
+        config, target, lambda conn: dbstate.set_state(conn, config, dead, "gone"),
+        "retiring dead schedulers",
+    )  # fmt: skip
     return dead
 
 
@@ -116,30 +95,10 @@ def forget_host(config: Any, target: Any, host: str) -> int:
         count = store.forget_host(host)
     from ops.scheduler import dbstate
 
-    found = _in_database(config, target, lambda conn: dbstate.forget(conn, config, host))
+    found = dbstate.on_database(
+        config, target, lambda conn: dbstate.forget(conn, config, host), "forgetting a host"
+    )
     return max(count, found or 0)
-
-
-def _in_database(config: Any, target: Any, action: Any) -> Any:
-    """``action(conn)`` on the database, or None when it does not answer or refuses."""
-    if target is None:
-        return None
-    from ops import db
-
-    try:
-        conn = db.connect(target.dsn, target.options, autocommit=True)
-    except OpsError:
-        return None
-    try:
-        from ops.scheduler import dbstate
-
-        dbstate.ensure_tables(conn, config)
-        return action(conn)
-    except OpsError as exc:
-        log.warning("scheduler state not updated in the database: %s", exc.message)
-        return None
-    finally:
-        conn.close()
 
 
 @dataclass

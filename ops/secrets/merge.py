@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ops import findings as F
+from ops.config import format_duration
 from ops.errors import EXIT_SECRETS, EXIT_UNREACHABLE
 from ops.findings import Finding
 from ops.logs import forget_public_values, register_secret_values
@@ -96,14 +97,6 @@ class LoadResult:
                 f"secrets have {len(problems)} problem(s): {names}",
                 hint="run `empire-ops preflight` for the full report",
             )
-
-
-def _age(seconds: float) -> str:
-    if seconds < 120:
-        return f"{int(seconds)}s"
-    if seconds < 7200:
-        return f"{int(seconds // 60)}m"
-    return f"{seconds / 3600:.1f}h"
 
 
 class _Chain:
@@ -213,7 +206,7 @@ class _Chain:
                 "SECRETS_STALE_CACHE",
                 source.name,
                 f"{source.label} is unavailable ({reason}); using its cached values from "
-                f"{_age(cached.age_seconds)} ago ({len(cached.values)} names)",
+                f"{format_duration(cached.age_seconds)} ago ({len(cached.values)} names)",
             )
         )
         return SourceStatus(
@@ -221,7 +214,7 @@ class _Chain:
             where,
             "stale-cache",
             len(cached.values),
-            note=f"{_age(cached.age_seconds)} old",
+            note=f"{format_duration(cached.age_seconds)} old",
         )
 
     def _drop_cache(self, source: SecretSource) -> None:

@@ -164,13 +164,16 @@ DEFAULT_SPEC: dict[str, dict[str, Any]] = {
     "SMTP_PORT": {
         "kind": "port",
         "secret": False,
-        "description": "alerts: SMTP port (465: implicit TLS; else STARTTLS when offered)",
+        "description": "alerts: SMTP port (default by [alerts.email] tls: 587 starttls, "
+        "465 tls, 25 none)",
     },
     "SMTP_USER": {
         "secret": False,
         "description": "alerts: SMTP login name for AUTH (with SMTP_PASSWORD)",
     },
-    "SMTP_PASSWORD": {"description": "alerts: SMTP password (required when e-mail alerts are on)"},
+    "SMTP_PASSWORD": {
+        "description": "alerts: SMTP password (with SMTP_USER, for servers that ask for AUTH)"
+    },
     "ALERT_FROM": {
         "kind": "email",
         "secret": False,

@@ -205,3 +205,10 @@ def test_a_failing_channel_is_alerted_through_the_other_and_resolved(
         assert any("RESOLVED ALERT_DELIVERY_FAILED" in s for s in subjects)
     finally:
         server.stop()
+
+
+def test_a_missing_ca_file_is_a_config_error(tmp_path: Path, cli) -> None:
+    write_config(tmp_path, '[alerts.email]\nca_file = "certs/ca.pem"\n')
+    result = cli("config", "validate")
+    assert result.exit_code == 2
+    assert "alerts.email.ca_file:" in result.stderr and "is not a file" in result.stderr
