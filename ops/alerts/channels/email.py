@@ -21,6 +21,7 @@ from typing import Any
 
 from ops.alerts.channels.base import AlertChannel, OutgoingMessage
 from ops.config import parse_duration
+from ops.netutil import is_loopback
 
 _DEFAULT_PORTS = {"starttls": 587, "tls": 465, "none": 25}
 
@@ -28,17 +29,6 @@ _DEFAULT_PORTS = {"starttls": 587, "tls": 465, "none": 25}
 def split_addresses(value: str) -> list[str]:
     """The addresses of a comma-separated list, stripped, without empties."""
     return [a.strip() for a in value.replace(";", ",").split(",") if a.strip()]
-
-
-def _loopback(host: str) -> bool:
-    import ipaddress
-
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class EmailChannel(AlertChannel):
@@ -111,7 +101,7 @@ class EmailChannel(AlertChannel):
                 self.secrets.get("SMTP_PASSWORD", ""),
             )
             if user and password:
-                if self.tls == "none" and not _loopback(self.host):
+                if self.tls == "none" and not is_loopback(self.host):
                     raise RuntimeError(
                         "refusing to send SMTP_PASSWORD unencrypted to a remote server: set "
                         '[alerts.email] tls = "starttls" or "tls"'

@@ -8,11 +8,11 @@ optional ``sha256`` pins the exact document. Read-only.
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import json
 from urllib.parse import urlsplit
 
 from ops.errors import ConfigError
+from ops.netutil import is_loopback
 from ops.secrets.errors import (
     SourceAccessDenied,
     SourceInvalid,
@@ -20,15 +20,6 @@ from ops.secrets.errors import (
     SourceUnavailable,
 )
 from ops.secrets.sources.base import RawSecrets, SecretSource
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class HttpsSource(SecretSource):
@@ -57,7 +48,7 @@ class HttpsSource(SecretSource):
         parts = urlsplit(self.url)
         if parts.scheme == "https":
             return
-        if parts.scheme == "http" and _is_loopback(parts.hostname or ""):
+        if parts.scheme == "http" and is_loopback(parts.hostname or ""):
             return
         raise ConfigError(
             f"secrets source {self.name}: {self.describe()} must use https "
