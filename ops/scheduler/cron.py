@@ -307,6 +307,9 @@ def _service(config: Config, job: str, args: list[str]) -> str:
             f"WorkingDirectory={_unit_value(str(config.base_dir))}",
             "Environment=EMPIRE_OPS_LOG_FORMAT=plain",
             f"ExecStart={' '.join(_exec_word(a) for a in args)}",
+            "# `systemctl stop` signals empire-ops alone, which stops its job's pg_dump",
+            "# itself and records the run as aborted (the default would kill them all).",
+            "KillMode=mixed",
             "",
         ]
     )
