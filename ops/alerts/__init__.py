@@ -72,7 +72,6 @@ def alert_findings(
     PathNotUsable / DiskFull / LockBusy when the state store cannot be
     written; a delivery failure is a finding of the flush.
     """
-    from ops.alerts.alerter import flush
     from ops.alerts.channels import active_channels
     from ops.alerts.render import AlertContext
     from ops.alerts.store import open_store
@@ -92,18 +91,52 @@ def alert_findings(
                 config, source, findings, store, ledger, channels=channels, ctx=ctx,
                 resolve=resolve,
             )  # fmt: skip
-            report = flush(config, store, secrets) if deliver and channels else None
-            if report is not None and (report.sent or report.failed or report.dropped):
-                # Delivery is a source of its own: a channel that fails is alerted
-                # through the others (and, once it is back, through itself); only a
-                # flush in which that channel delivered resolves it.
-                host = ctx.host
-                delivered = {f"{m['channel']} from {host}" for m in report.sent}
-                _evaluate_somewhere(
-                    config, DELIVERY_SOURCE, report.findings, store, ledger, channels=channels,
-                    ctx=ctx, resolve=lambda row: row.subject in delivered,
-                )  # fmt: skip
+            report = None
+            if deliver and channels:
+                report = _flush_and_judge(config, store, ledger, secrets, channels, ctx)
     finally:
         if conn is not None:
             conn.close()
     return evaluation, report
+
+
+def _flush_and_judge(
+    config: Any, store: Any, ledger: Any, secrets: Any, channels: list[str], ctx: Any,
+    force: bool = False,
+) -> FlushReport:  # fmt: skip
+    """Flush the spool, then evaluate the delivery itself as the source ``alerts:delivery``.
+
+    A channel that fails is alerted through the others (and, once it is back,
+    through itself); only a flush in which that channel delivered resolves it.
+    """
+    from ops.alerts.alerter import flush
+
+    report = flush(config, store, secrets, force=force)
+    if report.sent or report.failed or report.dropped:
+        delivered = {f"{m['channel']} from {ctx.host}" for m in report.sent}
+        _evaluate_somewhere(
+            config, DELIVERY_SOURCE, report.findings, store, ledger, channels=channels,
+            ctx=ctx, resolve=lambda row: row.subject in delivered,
+        )  # fmt: skip
+    return report
+
+
+def deliver_spool(
+    config: Any, secrets: Mapping[str, str], *, target: Any = None, force: bool = False
+) -> FlushReport:
+    """``alerts flush``: deliver the spool (``force``: every waiting message now) and judge
+    the delivery as every flush of a job does. Raises as :func:`alert_findings`."""
+    from ops.alerts.channels import active_channels
+    from ops.alerts.ledger import database_ledger
+    from ops.alerts.render import AlertContext
+    from ops.alerts.store import open_store
+
+    ctx = AlertContext.from_config(config, target.masked if target is not None else "")
+    channels = list(active_channels(config, secrets))
+    ledger, conn = database_ledger(config, target)
+    try:
+        with open_store(config) as store:
+            return _flush_and_judge(config, store, ledger, secrets, channels, ctx, force)
+    finally:
+        if conn is not None:
+            conn.close()

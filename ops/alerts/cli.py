@@ -85,14 +85,14 @@ def alerts_flush(
     as_json: bool = _JSON,
 ) -> None:
     """Deliver every due alert in the spool now (exit 4 when a channel still fails)."""
-    from ops.alerts.alerter import flush
-    from ops.alerts.store import open_store
+    from ops.alerts import deliver_spool
     from ops.findings import render_table
+    from ops.target import existing_target
 
     configure_logging_from(ctx)
     cfg = state(ctx).config
-    with open_store(cfg) as store:
-        report = flush(cfg, store, _secret_values(ctx), force=now)
+    secrets = _secret_values(ctx)
+    report = deliver_spool(cfg, secrets, target=existing_target(cfg, secrets), force=now)
     if as_json:
         echo_json(report)
     else:
