@@ -219,38 +219,72 @@ def _spool(
     ctx: AlertContext,
     now: float,
 ) -> list[str]:
-    """Spool ``rows`` as digests: one per (recipient set, hold) and channel. Returns the ids."""
-    groups: dict[tuple[tuple[str, ...], float | None], list[OpenFinding]] = {}
-    for row, held in rows:
-        extra = rules.extra_recipients(row.code, Severity.parse(row.severity))
-        groups.setdefault((extra, held), []).append(row)
+    """Spool ``rows`` as digests, one per channel and hold; for e-mail, one per recipient
+    set too (recipients are e-mail's: a webhook gets the whole digest). Returns the ids."""
     ids: list[str] = []
-    for (extra, held), members in groups.items():
-        members.sort(key=lambda r: (-Severity.parse(r.severity), r.code, r.subject))
-        items = [_item(r, kind, now) for r in members]
-        rendered = render_message(kind, items, ctx, templates_dir=templates_dir(config), now=now)
-        severity = members[0].severity
-        for channel in channels or [NO_CHANNEL]:
-            message_id = _message_id(ctx)
-            store.enqueue(
-                {
-                    "message_id": message_id,
-                    "channel": channel,
-                    "kind": kind,
-                    "severity": severity,
-                    "title": rendered.title,
-                    "body_text": rendered.text,
-                    "body_html": rendered.html,
-                    "payload": rendered.payload,
-                    "extra_to": json.dumps(list(extra)),
-                    "items": json.dumps([[r.code, r.subject] for r in members]),
-                    "state": "pending" if channel != NO_CHANNEL else "unrouted",
-                    "created_at": now,
-                    "next_attempt_at": held or now,
-                }
+    for channel in channels or [NO_CHANNEL]:
+        groups: dict[tuple[tuple[str, ...], float | None], list[OpenFinding]] = {}
+        for row, held in rows:
+            extra: tuple[str, ...] = ()
+            if channel == "email":
+                extra = rules.extra_recipients(row.code, Severity.parse(row.severity))
+            groups.setdefault((extra, held), []).append(row)
+        for (extra, held), members in groups.items():
+            members.sort(key=lambda r: (-Severity.parse(r.severity), r.code, r.subject))
+            items = [_item(r, kind, now) for r in members]
+            rendered = render_message(
+                kind, items, ctx, templates_dir=templates_dir(config), now=now
             )
-            ids.append(message_id)
+            ids.append(
+                _enqueue(
+                    store,
+                    ctx,
+                    channel,
+                    kind,
+                    members[0].severity,
+                    rendered,
+                    now=now,
+                    next_attempt_at=held or now,
+                    extra_to=extra,
+                    items=[[r.code, r.subject] for r in members],
+                )
+            )
     return ids
+
+
+def _enqueue(
+    store: StateStore,
+    ctx: AlertContext,
+    channel: str,
+    kind: str,
+    severity: str,
+    rendered: Any,
+    *,
+    now: float,
+    next_attempt_at: float,
+    extra_to: Sequence[str] = (),
+    items: Sequence[Sequence[str]] = (),
+) -> str:
+    """Put one rendered message for ``channel`` in the spool; its new Message-ID."""
+    message_id = _message_id(ctx)
+    store.enqueue(
+        {
+            "message_id": message_id,
+            "channel": channel,
+            "kind": kind,
+            "severity": severity,
+            "title": rendered.title,
+            "body_text": rendered.text,
+            "body_html": rendered.html,
+            "payload": rendered.payload,
+            "extra_to": json.dumps(list(extra_to)),
+            "items": json.dumps([list(i) for i in items]),
+            "state": "pending" if channel != NO_CHANNEL else "unrouted",
+            "created_at": now,
+            "next_attempt_at": next_attempt_at,
+        }
+    )
+    return message_id
 
 
 def spool_test(
@@ -259,27 +293,11 @@ def spool_test(
     """Spool one test message per channel (``alerts test``); returns their ids."""
     now = time.time()
     rendered = render_message("test", [], ctx, templates_dir=templates_dir(config), now=now)
-    ids = []
     with store.locked():
-        for channel in channels:
-            message_id = _message_id(ctx)
-            store.enqueue(
-                {
-                    "message_id": message_id,
-                    "channel": channel,
-                    "kind": "test",
-                    "severity": "info",
-                    "title": rendered.title,
-                    "body_text": rendered.text,
-                    "body_html": rendered.html,
-                    "payload": rendered.payload,
-                    "state": "pending",
-                    "created_at": now,
-                    "next_attempt_at": now,
-                }
-            )
-            ids.append(message_id)
-    return ids
+        return [
+            _enqueue(store, ctx, channel, "test", "info", rendered, now=now, next_attempt_at=now)
+            for channel in channels
+        ]
 
 
 @dataclass

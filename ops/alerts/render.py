@@ -77,7 +77,7 @@ def runbook_steps(code: str) -> list[str]:
 
     try:
         text = runbook_path(code).read_text(encoding="utf-8")
-    except (OSError, Exception):  # no runbook is no steps, never a failed alert
+    except Exception:  # no runbook (or none readable) is no steps, never a failed alert
         return []
     for heading in ("Fix", "Check", "Steps"):
         match = re.search(rf"^##+ [^\n]*{heading}[^\n]*\n(.*?)(?=^##+ |\Z)", text, re.M | re.S)

@@ -140,9 +140,17 @@ class StateStore:
             self.conn.execute("pragma synchronous = normal")
             self.conn.executescript(_SCHEMA)
         except OSError as exc:
+            self._close_quietly()
             raise _store_error(exc, path) from None
         except sqlite3.Error as exc:
+            self._close_quietly()
             raise _sqlite_error(exc, path) from None
+
+    def _close_quietly(self) -> None:
+        conn = getattr(self, "conn", None)
+        if conn is not None:
+            with contextlib.suppress(sqlite3.Error):
+                conn.close()
 
     def close(self) -> None:
         self.conn.close()

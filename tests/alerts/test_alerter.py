@@ -431,3 +431,15 @@ def test_a_webhook_url_with_a_bad_port_is_a_failed_delivery_not_a_crash(tmp_path
         (pending,) = store.messages(states=("pending",))
     assert report.exit_code == 4 and pending["attempts"] == 1
     assert pending["last_error"].startswith("webhook to https://hooks.example.com:?")
+
+
+def test_e_mail_digests_split_by_recipients_but_the_webhook_gets_one(
+    tmp_path: Path, smtp: SmtpServer, webhook: WebhookServer
+) -> None:
+    cfg = _config(tmp_path, '[alerts.recipients]\ncritical = ["oncall@example.com"]\n')
+    secrets = _secrets(smtp, ALERT_WEBHOOK_URL=webhook.url("/hook/0123456789ab"))
+    found = [STALE, F.critical("DRILL_FAILED", "local", "does not restore")]
+    _round(cfg, "backup", found, secrets, time.time(), channels=("email", "webhook"))
+    assert len(smtp.received) == 2  # the critical one also goes to on-call
+    (post,) = webhook.delivered()
+    assert [f["code"] for f in post["empire_ops"]["findings"]] == ["DRILL_FAILED", "BACKUP_STALE"]
