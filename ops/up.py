@@ -199,7 +199,10 @@ def run_up(
         results.append(_run_step(name, step, state))
         if F.exit_code_for(results[-1].findings):
             break
-    state.facts["complete"] = len(results) == len(planned)
+    # Every planned step ran, and none raised: only then is a finding's absence news.
+    state.facts["complete"] = len(results) == len(planned) and not any(
+        f.code.startswith("UP_") and f.code.endswith("_FAILED") for f in results[-1].findings
+    )
     if steps is None:
         state.facts["findings"] = [f for r in results for f in r.findings]
         results.extend(_run_step(name, step, state) for name, step in FINAL_STEPS)

@@ -41,11 +41,11 @@ def _evaluate_somewhere(
 
     if ledger is None:
         return evaluate(config, source, findings, store=store, **kw)
-    before = len(store.messages(limit=1_000_000))
+    spooled: list[str] = []
     try:
-        return evaluate(config, source, findings, store=store, ledger=ledger, **kw)
+        return evaluate(config, source, findings, store=store, ledger=ledger, spooled=spooled, **kw)
     except (DatabaseError, DatabaseUnreachable) as exc:
-        if len(store.messages(limit=1_000_000)) != before:
+        if spooled:  # in the spool already: they go out (at least once), no second copy
             raise
         log.warning("alerts: the shared ledger failed (%s); deciding on this host's", exc.message)
         return evaluate(config, source, findings, store=store, **kw)

@@ -110,6 +110,7 @@ def evaluate(
     now: float | None = None,
     ledger: DatabaseLedger | None = None,
     resolve: bool | Callable[[OpenFinding], bool] = True,
+    spooled: list[str] | None = None,
 ) -> Evaluation:
     """Record ``source``'s current ``findings`` and spool what must reach a person.
 
@@ -124,7 +125,9 @@ def evaluate(
     DatabaseError / DatabaseUnreachable when the ledger's database fails.
     Without ``resolve``, what the source no longer reports stays open (its
     run did not finish its checks: absence proves nothing); a function
-    instead says which of those may close.
+    instead says which of those may close. ``spooled`` (a list) receives the
+    ids of the messages as soon as they are in the spool, even when the
+    ledger's commit fails afterwards.
     """
     rules = AlertRules.from_config(config)
     now = time.time() if now is None else now
@@ -194,13 +197,18 @@ def evaluate(
             if old.alerted_at is not None:
                 result.resolved.append(old.key)
                 to_resolve.append((old, rules.quiet_until(now, Severity.parse(old.severity))))
+        new_ids: list[str] = []
         with store.locked() if ledger is not None else contextlib.nullcontext():
             for local in carried:
                 store.close_open(*local.key)
             for kind, rows in (("alert", to_alert), ("resolved", to_resolve)):
-                result.messages.extend(
-                    _spool(config, store, rules, kind, rows, channels=channels, ctx=ctx, now=now)
+                new_ids += _spool(
+                    config, store, rules, kind, rows, channels=channels, ctx=ctx, now=now
                 )
+        # Committed to the spool (with a ledger, before the ledger's own commit).
+        result.messages.extend(new_ids)
+        if spooled is not None:
+            spooled.extend(new_ids)
     for key in result.alerted + result.repeated:
         log.info("alert %s for %s: %s", "repeated" if key in result.repeated else "new", *key)
     for key in result.resolved:
@@ -562,7 +570,14 @@ def alerts_status(
     channels = {
         name: (f"on: {active[name].describe()}" if name in active else "off") for name in CHANNELS
     }
-    shared = ledger.open_findings() if ledger is not None else []
+    shared: list[OpenFinding] = []
+    if ledger is not None:
+        from ops.errors import OpsError
+
+        try:
+            shared = ledger.open_findings()
+        except OpsError as exc:  # show this host's, rather than nothing
+            log.warning("alerts status: the shared ledger could not be read: %s", exc.message)
     local = [r for r in store.open_findings() if r.key not in {s.key for s in shared}]
     open_rows = sorted(
         shared + local, key=lambda r: (-Severity.parse(r.severity), r.code, r.subject)

@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -75,6 +76,7 @@ class SchedulerDaemon:
         # job still running at shutdown must not write "stopping" over it.
         self._beat_lock = threading.Lock()
         self._last_beat_done = False
+        self._one_at_a_time = threading.Lock()
 
     # -- setup ------------------------------------------------------------------------
     def build(self) -> Any:
@@ -84,23 +86,18 @@ class SchedulerDaemon:
         from apscheduler.triggers.cron import CronTrigger
         from apscheduler.triggers.interval import IntervalTrigger
 
-        from ops.scheduler.jobs import PER_HOST
         from ops.scheduler.settings import job_schedules
 
         tz = self.config.get("scheduler.timezone")
-        grace = int(self.config.seconds("scheduler.misfire_grace"))
+        # APScheduler takes whole seconds, at least one ([scheduler] misfire_grace >= 1s).
+        grace = max(1, round(self.config.seconds("scheduler.misfire_grace")))
         schedules = job_schedules(self.config)
-        # The jobs run one at a time (the "jobs" executor): a long backup delays the
-        # verify behind it, but stopping one job's child processes (pg_dump) can then
-        # never hit another job's. The alerts job, the heartbeat and the stop watcher
-        # run beside them, so a long job never holds back alerts or looks like a
-        # dead scheduler.
+        # Every tick gets a thread at once (so its tick is known and no queued tick is
+        # dropped as a misfire); the jobs then take turns on one lock (see tick). The
+        # alerts job, the heartbeat and the stop watcher never wait for them.
         scheduler = BlockingScheduler(
             timezone=tz,
-            executors={
-                "default": ThreadPoolExecutor(max_workers=3),
-                "jobs": ThreadPoolExecutor(max_workers=1),
-            },
+            executors={"default": ThreadPoolExecutor(max_workers=len(schedules) + 3)},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": grace},
         )
         epoch = datetime.fromtimestamp(0, UTC)
@@ -111,10 +108,7 @@ class SchedulerDaemon:
                 assert schedule.every is not None
                 trigger = IntervalTrigger(seconds=schedule.every, start_date=epoch, timezone=tz)
             self.triggers[name] = trigger
-            executor = "default" if name in PER_HOST else "jobs"
-            scheduler.add_job(
-                self.tick, trigger, args=[name], id=name, name=name, executor=executor
-            )
+            scheduler.add_job(self.tick, trigger, args=[name], id=name, name=name)
         scheduler.add_job(
             self.watch_stop, IntervalTrigger(seconds=1), id="_stop", name="stop watcher"
         )
@@ -131,15 +125,20 @@ class SchedulerDaemon:
     # -- jobs -------------------------------------------------------------------------
     def tick(self, name: str) -> None:
         """Run one tick of job ``name``; never raises (APScheduler must not see a failure)."""
+        from ops.scheduler.jobs import PER_HOST
         from ops.scheduler.runner import run_job
 
-        if self.state != "running":  # handed to the pool before the stop: not started
-            return
         window = self.config.seconds("scheduler.misfire_grace") + 1
         scheduled_for = last_fire_time(self.triggers[name], time.time(), window)
+        # Registered before the state is looked at, so drain() cannot miss it.
         self.running[name] = threading.current_thread()
         try:
-            run_job(self.config, name, scheduled_for=scheduled_for, stop=self.stop)
+            # The jobs run one at a time: a long backup delays the verify behind it,
+            # and stopping one job's child processes (pg_dump) never hits another's.
+            with contextlib.nullcontext() if name in PER_HOST else self._one_at_a_time:
+                if self.state != "running":  # the stop came while it waited: not started
+                    return
+                run_job(self.config, name, scheduled_for=scheduled_for, stop=self.stop)
         except OpsError as exc:
             log.error("job %s could not run: %s", name, exc.message)
         except Exception:  # a job never crashes the scheduler

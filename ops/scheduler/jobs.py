@@ -42,6 +42,9 @@ class JobContext:
     stop: threading.Event = field(default_factory=threading.Event)
     facts: dict[str, Any] = field(default_factory=dict)
     on_abort: list[Callable[[], None]] = field(default_factory=list)
+    # Set by a job that returned without running all its checks (a backup that
+    # failed does not prune): then what it did not report is not resolved.
+    partial: bool = False
 
     def abort(self) -> None:
         """Stop the job now: set ``stop``, run its abort hooks (cancel its queries)."""
@@ -92,6 +95,7 @@ def job_backup(ctx: JobContext) -> list[Finding]:
     report = run_backup(ctx.require_target(), ctx.config)
     found = list(report.findings)
     if report.exit_code or ctx.stop.is_set():
+        ctx.partial = True  # prune did not run: its findings stay as they were
         return found
     return found + list(prune_configured(ctx.config, apply=True).findings)
 

@@ -63,9 +63,10 @@ class JobReport(FindingsReport):
 
     @property
     def exit_code(self) -> int:
-        """The findings' exit code; 1 for a run that was stopped before it finished."""
+        """The findings' exit code; 1 for a run that was stopped before it finished
+        (aborted, or its lock lost)."""
         code = F.exit_code_for(self.findings)
-        return code or (EXIT_FAILED if self.outcome == "aborted" else 0)
+        return code or (EXIT_FAILED if self.outcome in ("aborted", "lock_lost") else 0)
 
     def extra(self) -> dict[str, Any]:
         return {
@@ -136,10 +137,15 @@ class _Watchdog(threading.Thread):
 
         last_ping = time.monotonic()
         while not self.done.wait(0.2):
+            if self.ctx.stop.is_set():
+                # Stopped already: a process the job starts after that (the next
+                # repository's pg_restore) is stopped too, until the job returns.
+                terminate_children()
+                continue
             if self.scheduler_stop.is_set():
                 log.warning("stopping the running job (the scheduler is stopping)")
                 abort_job(self.ctx)
-                return
+                continue
             if self.conn is None or time.monotonic() - last_ping < _WATCH_EVERY:
                 continue
             last_ping = time.monotonic()
@@ -151,7 +157,6 @@ class _Watchdog(threading.Thread):
                 self.lost = True
                 log.error("the job's lock connection was lost: stopping the job")
                 abort_job(self.ctx)
-                return
 
 
 def run_job(
@@ -264,15 +269,22 @@ def _run(
         if on_start is not None:
             on_start(report)
         try:
-            found, raised = _call(func, ctx, name)
+            if stop.is_set():  # a signal came while it was being set up: not started
+                ctx.stop.set()
+                found, raised = list[Finding](), True
+            else:
+                found, raised = _call(func, ctx, name)
+                raised = raised or ctx.partial
         finally:
             watchdog.done.set()
         report.findings = found
         report.outcome = "failed" if F.exit_code_for(found) else "ok"
         if watchdog.lost:
-            # The job failed because it was stopped: that is the finding, not its error.
+            # The job was stopped: that is the finding, not what the stop broke (a
+            # cancelled query, a killed pg_dump), and its checks did not finish.
             report.outcome = "lock_lost"
-            report.findings = [f for f in found if f.code != "JOB_FAILED"] + [
+            raised = True
+            report.findings = [
                 F.warning(
                     "JOB_LOCK_LOST",
                     name,

@@ -69,7 +69,7 @@ def _jobs_check(jobs: dict[str, Any], root: Any) -> list[str]:
 
 def _every(v: Any) -> Any:
     if _is_duration(v) < 1:
-        raise ValueError(f"{v!r} is shorter than 1s")
+        raise ValueError(f"{v!r} is shorter than 1s (the scheduler counts whole seconds)")
     return v
 
 
@@ -93,7 +93,7 @@ SECTION = Table(
             str, "UTC", "the time zone the cron expressions are read in", is_timezone
         ),
         "misfire_grace": Field(
-            str, "5m", "a tick missed by less than this (busy, asleep) still runs", _is_duration
+            str, "5m", "a tick missed by less than this (busy, asleep) still runs", _every
         ),
         "shutdown_grace": Field(
             str, "60s", "on SIGTERM, how long the running job may take to finish", _is_duration

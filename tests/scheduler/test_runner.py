@@ -67,3 +67,9 @@ def test_cron_print_with_a_sql_job_and_an_interval_job(tmp_path: Path, cli) -> N
     units = cli("cron", "print", "--systemd")
     assert units.exit_code == 0, units.output
     assert "Description=empire-ops refresh: the project's own SQL job" in units.stdout
+
+
+def test_a_misfire_grace_under_a_second_is_a_config_error(tmp_path: Path, cli) -> None:
+    write_config(tmp_path, '[scheduler]\nmisfire_grace = "500ms"\n')
+    result = cli("config", "validate")
+    assert result.exit_code == 2 and "scheduler.misfire_grace" in result.stderr
