@@ -398,6 +398,13 @@ def connect(
             autocommit=autocommit,
             row_factory=dict_row,
             prepare_threshold=None if _pooler_of(info) else 5,
+            # A peer that vanished (a partition, a failover) is noticed in about a
+            # minute, not the kernel's two hours: a held advisory lock's watchdog
+            # must learn that the lock is gone (libpq ignores these on a socket file).
+            keepalives=1,
+            keepalives_idle=30,
+            keepalives_interval=10,
+            keepalives_count=3,
         )
     except psycopg.OperationalError as exc:
         elapsed = time.monotonic() - started
