@@ -167,10 +167,22 @@ def _command_words(snippet: str) -> list[str]:
     return out[:2]
 
 
+def _command_name(snippet: str, groups: set[str]) -> str | None:
+    """The command a snippet after `empire-ops` names (`backup verify`, `restore`), or None."""
+    words = _command_words(snippet)
+    if not words:
+        return None
+    return " ".join(words[:2]) if words[0] in groups else words[0]
+
+
+def _groups() -> set[str]:
+    return {name.split()[0] for name, _ in cli_commands() if " " in name}
+
+
 def test_runbook_commands_exist() -> None:
     """Every `empire-ops ...` command a runbook tells the reader to run exists."""
     known = {name for name, _ in cli_commands()}
-    groups = {name.split()[0] for name in known if " " in name}
+    groups = _groups()
     checked = 0
     for page in (REPO / "runbooks").glob("*.md"):
         text = page.read_text()
@@ -178,13 +190,46 @@ def test_runbook_commands_exist() -> None:
         code = re.findall(r"```[a-z]*\n(.*?)```", text, flags=re.DOTALL)
         code += re.findall(r"`([^`\n]+)`", re.sub(r"```.*?```", "", text, flags=re.DOTALL))
         for snippet in re.findall(r"empire-ops (.*)", "\n".join(code)):
-            words = _command_words(snippet)
-            if not words:
+            name = _command_name(snippet, groups)
+            if name is None:
                 continue
-            name = " ".join(words[:2]) if words[0] in groups else words[0]
             assert name in known, f"{page.name}: `empire-ops {snippet.strip()}` is not a command"
             checked += 1
     assert checked > 20
+
+
+_INCIDENT_HEADINGS = ["Overview", "When this fires", "Prerequisites", "Steps", "Verify"]
+
+
+def test_incident_runbooks_have_their_shape_and_their_commands_parse() -> None:
+    """Each incident runbook: its sections in order, numbered steps, links to
+    runbooks that exist, and every `empire-ops` line of its sh blocks a command
+    whose `--help` runs."""
+    from typer.testing import CliRunner
+
+    runner = CliRunner()
+    groups = _groups()
+    pages = sorted(p for p in (REPO / "runbooks" / "incidents").glob("*.md") if p.name != "README.md")
+    assert len(pages) >= 12
+    helped: dict[str, int] = {}
+    for page in pages:
+        text = page.read_text()
+        prose = re.sub(r"```.*?```", "", text, flags=re.DOTALL)
+        assert re.match(r"# \S", text), f"{page.name}: no title"
+        assert re.findall(r"^## (.+?)\s*$", prose, flags=re.M) == _INCIDENT_HEADINGS, page.name
+        steps = prose.split("## Steps", 1)[1].split("## Verify", 1)[0]
+        assert re.search(r"^1\. ", steps, flags=re.M), f"{page.name}: no numbered step"
+        for code in re.findall(r"\]\(\.\./([^)]+)\.md\)", text):
+            assert (REPO / "runbooks" / f"{code}.md").is_file(), f"{page.name}: ../{code}.md"
+        for block in re.findall(r"```sh\n(.*?)```", text, flags=re.DOTALL):
+            for snippet in re.findall(r"^\s*empire-ops (.*)$", block, flags=re.M):
+                name = _command_name(snippet, groups)
+                assert name, f"{page.name}: `empire-ops {snippet}` names no command"
+                if name not in helped:
+                    result = runner.invoke(app, [*name.split(), "--help"])
+                    helped[name] = result.exit_code
+                assert helped[name] == 0, f"{page.name}: `empire-ops {name} --help` fails"
+    assert len(helped) > 15
 
 
 def test_every_built_in_secret_is_in_the_env_example() -> None:

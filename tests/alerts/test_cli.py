@@ -3,12 +3,26 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 from tests.helpers import encoded_forms, write_config
 from tests.mailservers import SmtpServer, WebhookServer
 
 NONE_TLS = '[alerts.email]\ntls = "none"\n'
+
+
+@pytest.fixture(autouse=True)
+def _no_server_left(tmp_path: Path) -> Iterator[None]:
+    """`up` starts the project's embedded PostgreSQL: stop and remove it after the test."""
+    yield
+    from ops.embedded import PostgresCluster
+
+    data = tmp_path / ".empire" / "pgdata"
+    if data.exists():
+        PostgresCluster(data).destroy()
 
 
 def test_alerts_test_reaches_every_channel_and_reports_each(
