@@ -30,7 +30,13 @@ T = TypeVar("T")
 
 
 def on_database(
-    config: Any, target: Any, action: Callable[[Any], T], what: str, *, create: bool = True
+    config: Any,
+    target: Any,
+    action: Callable[[Any], T],
+    what: str,
+    *,
+    create: bool = True,
+    quiet: bool = False,
 ) -> T | None:
     """``action(conn)`` on a connection of its own to ``target``'s database, best effort.
 
@@ -53,7 +59,9 @@ def on_database(
             ensure_tables(conn, config)
         return action(conn)
     except OpsError as exc:
-        log.warning("%s: not done in the database: %s", what, exc.message)
+        # A read that finds nothing to read (no scheduler has run yet) is not news.
+        (log.debug if quiet else log.warning)("%s: not done in the database: %s", what,
+                                              exc.message)  # fmt: skip
         return None
     finally:
         conn.close()

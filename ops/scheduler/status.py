@@ -29,7 +29,7 @@ def all_heartbeats(config: Any, target: Any) -> tuple[list[dict[str, Any]], str]
 
     rows = dbstate.on_database(
         config, target, lambda conn: dbstate.heartbeats(conn, config), "reading heartbeats",
-        create=False,
+        create=False, quiet=True,
     )  # fmt: skip
     if rows is not None:
         return rows, "database"
