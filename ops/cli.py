@@ -20,7 +20,7 @@ from ops.cliutil import (
     configure_logging_from,
     echo,
     echo_json,
-    is_tty,
+    render_report,
     state,
 )
 from ops.migrate import cli as migrate_cli
@@ -230,19 +230,15 @@ def preflight(
     offline: bool = typer.Option(False, "--offline", help="Remote secrets from their cache."),
 ) -> None:
     """Check everything the app needs before it boots; exit non-zero on any gap."""
-    from ops.findings import render_table
     from ops.preflight import run_preflight
 
     secrets_cli.use_env(ctx, env)
     configure_logging_from(ctx)
     report = run_preflight(state(ctx).config, offline=offline)
-    if as_json:
-        echo_json(report.to_json())
-    else:
+    if not as_json:
         echo(f"preflight ({report.env}) on {report.target or 'no database'}")
         echo(report.secrets_line())
-        echo(render_table(report.findings, colour=is_tty()))
-    raise typer.Exit(report.exit_code)
+    render_report(report, as_json)
 
 
 @app.command("runbook")

@@ -135,6 +135,18 @@ def echo_json(payload: Any, *, exit_code: int | None = None) -> None:
     typer.echo(F.dumps(payload))
 
 
+def render_report(report: Any, as_json: bool) -> None:
+    """Print a FindingsReport (its ``--json`` envelope, or its findings as a table) and exit
+    with its exit code. Commands print their own lines above the table first."""
+    from ops.findings import render_table
+
+    if as_json:
+        echo_json(report)
+    else:
+        echo(render_table(report.findings, colour=is_tty()))
+    raise typer.Exit(report.exit_code)
+
+
 def echo(text: str, *, err: bool = False) -> None:
     from ops.logs import redact
 

@@ -60,6 +60,15 @@ def format_duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f}h"
 
 
+def format_time(ts: float | None) -> str:
+    """An epoch time as people read it: ``2026-12-07 13:05:19 UTC`` (``-`` for none)."""
+    if not ts:
+        return "-"
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(float(ts), UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
 # Where a cron expression's fields sit in APScheduler's CronTrigger, with a label.
 _CRON_FIELDS = (
     ("minute", "minute"),

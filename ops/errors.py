@@ -55,6 +55,11 @@ class OpsError(Exception):
     def __str__(self) -> str:
         return self.message
 
+    @property
+    def message_with_hint(self) -> str:
+        """``message (hint: hint)``: for a finding, where the hint has no line of its own."""
+        return f"{self.message} (hint: {self.hint})" if self.hint else self.message
+
 
 class ConfigError(OpsError):
     """The configuration (file, flags or environment) is invalid."""

@@ -215,8 +215,11 @@ def _run_step(name: str, step: Step, state: UpState) -> StepResult:
         found = step(state)
     except OpsError as exc:
         # The hint is the fix; the summary is the only place the user sees it.
-        message = f"{exc.message} (hint: {exc.hint})" if exc.hint else exc.message
-        found = [F.critical(f"UP_{name.upper()}_FAILED", name, message, exit_code=exc.exit_code)]
+        found = [
+            F.critical(
+                f"UP_{name.upper()}_FAILED", name, exc.message_with_hint, exit_code=exc.exit_code
+            )
+        ]
     return StepResult(name, found, time.monotonic() - started)
 
 

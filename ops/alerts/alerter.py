@@ -62,7 +62,6 @@ class Evaluation(FindingsReport):
     alerted: list[tuple[str, str]] = field(default_factory=list)
     repeated: list[tuple[str, str]] = field(default_factory=list)
     resolved: list[tuple[str, str]] = field(default_factory=list)
-    held: list[tuple[str, str]] = field(default_factory=list)
     still_open: list[tuple[str, str]] = field(default_factory=list)
     messages: list[str] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
@@ -84,7 +83,7 @@ def _message_id(ctx: AlertContext) -> str:
 
 
 def _item(row: OpenFinding, kind: str, now: float) -> AlertItem:
-    from ops.alerts.render import when
+    from ops.config import format_time as when
 
     return AlertItem(
         code=row.code,
@@ -182,8 +181,6 @@ def evaluate(
             elif due:
                 (result.repeated if row.alerted_at else result.alerted).append(key)
                 held = rules.quiet_until(now, severity)
-                if held:
-                    result.held.append(key)
                 row = replace(row, alerted_at=now, alerted_severity=severity.label)
                 to_alert.append((row, held))
             else:

@@ -6,8 +6,14 @@ from typing import Any
 
 import typer
 
-from ops.alerts.render import when as _when
-from ops.cliutil import OpsGroup, configure_logging_from, echo, echo_json, is_tty, state
+from ops.cliutil import (
+    OpsGroup,
+    configure_logging_from,
+    echo,
+    render_report,
+    state,
+)
+from ops.config import format_time
 
 app = typer.Typer(
     cls=OpsGroup, help="E-mail and webhook alerts: test, status, flush.", no_args_is_help=True
@@ -25,15 +31,9 @@ def _secret_values(ctx: typer.Context) -> Any:
 def alerts_test(ctx: typer.Context, as_json: bool = _JSON) -> None:
     """Send a test message through every channel that is on; report each result."""
     from ops.alerts.alerter import test_channels
-    from ops.findings import render_table
 
     configure_logging_from(ctx)
-    report = test_channels(state(ctx).config, _secret_values(ctx))
-    if as_json:
-        echo_json(report)
-    else:
-        echo(render_table(report.findings, colour=is_tty()))
-    raise typer.Exit(report.exit_code)
+    render_report(test_channels(state(ctx).config, _secret_values(ctx)), as_json)
 
 
 @app.command("status")
@@ -42,7 +42,6 @@ def alerts_status(ctx: typer.Context, as_json: bool = _JSON) -> None:
     from ops.alerts.alerter import alerts_status as status
     from ops.alerts.ledger import database_ledger
     from ops.alerts.store import open_store
-    from ops.findings import render_table
     from ops.target import existing_target
 
     configure_logging_from(ctx)
@@ -56,24 +55,22 @@ def alerts_status(ctx: typer.Context, as_json: bool = _JSON) -> None:
         if conn is not None:
             conn.close()
     if as_json:
-        echo_json(report)
-        raise typer.Exit(report.exit_code)
+        render_report(report, as_json)
     for name, on in report.channels.items():
         echo(f"channel {name}: {on}")
     echo(f"open findings: {len(report.open)}")
     for r in report.open:
         echo(f"  {r['severity']:<8} {r['code']} {r['subject']}: seen {r['times_seen']}x since "
-             f"{_when(r['first_seen'])}, alerted {_when(r['alerted_at'])}")  # fmt: skip
+             f"{format_time(r['first_seen'])}, alerted {format_time(r['alerted_at'])}")  # fmt: skip
     echo(f"spool: {len(report.spool)}")
     for m in report.spool:
         error = f": {m['last_error']}" if m["last_error"] else ""
         echo(f"  {m['state']:<9} {m['channel']:<8} {m['title']} (tries {m['attempts']}, "
-             f"next {_when(m['next_attempt_at'])}){error}")  # fmt: skip
+             f"next {format_time(m['next_attempt_at'])}){error}")  # fmt: skip
     echo(f"sent (newest {len(report.sent)}):")
     for m in report.sent:
-        echo(f"  {_when(m['sent_at'])} {m['channel']:<8} {m['title']}")
-    echo(render_table(report.findings, colour=is_tty()))
-    raise typer.Exit(report.exit_code)
+        echo(f"  {format_time(m['sent_at'])} {m['channel']:<8} {m['title']}")
+    render_report(report, as_json)
 
 
 @app.command("flush")
@@ -86,17 +83,13 @@ def alerts_flush(
 ) -> None:
     """Deliver every due alert in the spool now (exit 4 when a channel still fails)."""
     from ops.alerts import deliver_spool
-    from ops.findings import render_table
     from ops.target import existing_target
 
     configure_logging_from(ctx)
     cfg = state(ctx).config
     secrets = _secret_values(ctx)
     report = deliver_spool(cfg, secrets, target=existing_target(cfg, secrets), force=now)
-    if as_json:
-        echo_json(report)
-    else:
+    if not as_json:
         echo(f"sent {len(report.sent)}, failed {len(report.failed)}, "
              f"dropped {len(report.dropped)}; {report.waiting} waiting")  # fmt: skip
-        echo(render_table(report.findings, colour=is_tty()))
-    raise typer.Exit(report.exit_code)
+    render_report(report, as_json)

@@ -13,10 +13,10 @@ import re
 import socket
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from ops.config import format_time
 from ops.errors import ConfigError
 
 _SHIPPED = Path(__file__).resolve().parent / "templates"
@@ -62,13 +62,6 @@ class Rendered:
     text: str
     html: str
     payload: str
-
-
-def when(ts: float | None) -> str:
-    """A wall-clock time as people read it: ``2026-12-07 13:05:19 UTC`` (``-`` for none)."""
-    if not ts:
-        return "-"
-    return datetime.fromtimestamp(float(ts), UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def runbook_steps(code: str) -> list[str]:
@@ -121,7 +114,7 @@ def render_message(
     context = redact_data(asdict(ctx)) | {
         "kind": kind,
         "items": safe_items,
-        "generated_at": when(now),
+        "generated_at": format_time(now),
         "colours": _COLOURS,
     }
     title = " ".join(redact(title_for(kind, safe_items, ctx)).split())

@@ -75,8 +75,7 @@ create table if not exists job_history (
   ended_at real,
   outcome text not null,
   exit_code integer,
-  findings text not null default '[]',
-  message text not null default ''
+  findings text not null default '[]'
 );
 create index if not exists job_history_job on job_history (job, started_at);
 create table if not exists heartbeats (
@@ -258,17 +257,15 @@ class StateStore:
         outcome: str,
         exit_code: int,
         findings: list[dict[str, Any]],
-        message: str = "",
     ) -> None:
-        from ops.logs import redact, redact_data
+        from ops.logs import redact_data
 
         with self.locked():
             self.query(
-                "update job_history set ended_at = ?, outcome = ?, exit_code = ?, findings = ?, "
-                "message = ? where id = ?",
-                (ended_at, outcome, exit_code, json.dumps(redact_data(findings)), redact(message),
-                 run_id),
-            )  # fmt: skip
+                "update job_history set ended_at = ?, outcome = ?, exit_code = ?, findings = ? "
+                "where id = ?",
+                (ended_at, outcome, exit_code, json.dumps(redact_data(findings)), run_id),
+            )
 
     def job_runs(self, job: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
         """Recorded runs, newest first (of ``job`` when given)."""

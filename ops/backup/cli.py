@@ -2,26 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import typer
 
-from ops.cliutil import OpsGroup, configure_logging_from, echo, echo_json, is_tty, state
+from ops.cliutil import (
+    OpsGroup,
+    configure_logging_from,
+    echo,
+    echo_json,
+    render_report,
+    state,
+)
 
 app = typer.Typer(
     cls=OpsGroup, help="Take, list and describe streamed pg_dump backups.", no_args_is_help=True
 )
 _JSON = typer.Option(False, "--json", help="Print JSON.")
-
-
-def _render(report: Any, as_json: bool) -> None:
-    from ops.findings import render_table
-
-    if as_json:
-        echo_json(report)
-    else:
-        echo(render_table(report.findings, colour=is_tty()))
-    raise typer.Exit(report.exit_code)
 
 
 @app.command("run")
@@ -38,7 +33,7 @@ def run(
     configure_logging_from(ctx)
     target = resolve_target(state(ctx).config)
     echo(f"target: {describe_target(target)}", err=as_json)
-    _render(run_backup(target, state(ctx).config, repositories=repo), as_json)
+    render_report(run_backup(target, state(ctx).config, repositories=repo), as_json)
 
 
 @app.command("list")
@@ -59,7 +54,7 @@ def list_(
                 lock = " encrypted" if b["encrypted"] else ""
                 echo(f"  {b['backup_id']}  {b['status']:<8}  {b['size']:>12} bytes  "
                      f"{b['tables']} tables, {b['rows']} rows{lock}")  # fmt: skip
-    _render(report, as_json)
+    render_report(report, as_json)
 
 
 @app.command("info")
@@ -98,7 +93,7 @@ def verify(
     from ops.backup.verify import verify_backups
 
     configure_logging_from(ctx)
-    _render(verify_backups(state(ctx).config, which, every=every, repository=repo), as_json)
+    render_report(verify_backups(state(ctx).config, which, every=every, repository=repo), as_json)
 
 
 @app.command("prune")
@@ -112,7 +107,7 @@ def prune(
     from ops.backup.prune import prune_configured
 
     configure_logging_from(ctx)
-    _render(prune_configured(state(ctx).config, repo, apply=apply), as_json)
+    render_report(prune_configured(state(ctx).config, repo, apply=apply), as_json)
 
 
 def restore(
@@ -147,7 +142,7 @@ def restore(
     if not as_json:
         stages = ", ".join(f"{k} {v:.2f} s" for k, v in report.stages.items())
         echo(f"restored {report.backup_id} from {report.repository} into {report.target}: {stages}")
-    _render(report, as_json)
+    render_report(report, as_json)
 
 
 drill_app = typer.Typer(
@@ -170,4 +165,4 @@ def drill_run(
     if not as_json and report.stages:
         stages = ", ".join(f"{k} {v:.2f} s" for k, v in report.stages.items())
         echo(f"drill of {report.backup_id}: {stages}; RTO {report.rto_seconds:.2f} s")
-    _render(report, as_json)
+    render_report(report, as_json)

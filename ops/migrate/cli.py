@@ -7,7 +7,14 @@ from typing import Any
 
 import typer
 
-from ops.cliutil import OpsGroup, configure_logging_from, echo, echo_json, is_tty, state
+from ops.cliutil import (
+    OpsGroup,
+    configure_logging_from,
+    echo,
+    echo_json,
+    render_report,
+    state,
+)
 
 app = typer.Typer(
     cls=OpsGroup,
@@ -71,7 +78,7 @@ def status(
         for e in report.entries:
             by = "  (Supabase CLI)" if e.recorded_by == "supabase-cli" else ""
             echo(f"{e.version}  {e.state:<17}  {e.name}{'  (up-only)' if e.up_only else ''}{by}")
-    _render_report(report, as_json)
+    render_report(report, as_json)
 
 
 @app.command("init")
@@ -159,7 +166,7 @@ def verify(
     from ops.migrate.verify import verify_migrations
 
     target = _target(ctx, as_json=as_json)
-    _render_report(verify_migrations(target, state(ctx).config), as_json)
+    render_report(verify_migrations(target, state(ctx).config), as_json)
 
 
 @app.command("test")
@@ -176,7 +183,7 @@ def test(
     if not as_json:
         kept = " (kept)" if keep else " (dropped)"
         echo(f"scratch database {report.scratch_database}{kept}, {report.seconds:.1f}s")
-    _render_report(report, as_json)
+    render_report(report, as_json)
 
 
 @app.command("snapshot")
@@ -211,7 +218,7 @@ def check(
     result = check_target(target, state(ctx).config)
     if not as_json:
         echo(f"{result.tables} tables, {result.queries} catalog queries, {result.seconds:.3f}s")
-    _render_report(result, as_json)
+    render_report(result, as_json)
 
 
 @app.command("heal")
@@ -229,14 +236,4 @@ def heal(
     report = run_heal(target, state(ctx).config, apply=apply, confirmed=yes)
     if not as_json:
         echo(render_plan(report))
-    _render_report(report, as_json)
-
-
-def _render_report(report: Any, as_json: bool) -> None:
-    from ops.findings import render_table
-
-    if as_json:
-        echo_json(report.to_json())
-    else:
-        echo(render_table(report.findings, colour=is_tty()))
-    raise typer.Exit(report.exit_code)
+    render_report(report, as_json)

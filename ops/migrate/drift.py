@@ -453,8 +453,7 @@ def _pending(conn: Any, config: Config | None) -> list[Finding]:
             F.error(
                 "SCHEMA_PENDING_MIGRATIONS",
                 "migrations",
-                f"cannot read the migration status: {exc.message}"
-                + (f" (hint: {exc.hint})" if exc.hint else ""),
+                f"cannot read the migration status: {exc.message_with_hint}",
                 runbook=_rb("SCHEMA_PENDING_MIGRATIONS"),
             )
         ]

@@ -6,8 +6,15 @@ import sys
 
 import typer
 
-from ops.alerts.render import when as _when
-from ops.cliutil import OpsGroup, configure_logging_from, echo, echo_json, is_tty, state
+from ops.cliutil import (
+    OpsGroup,
+    configure_logging_from,
+    echo,
+    echo_json,
+    render_report,
+    state,
+)
+from ops.config import format_time
 
 app = typer.Typer(
     cls=OpsGroup, help="Run every scheduled job, here, as a daemon.", no_args_is_help=True
@@ -33,7 +40,6 @@ def scheduler_run(ctx: typer.Context) -> None:
 @app.command("status")
 def scheduler_status(ctx: typer.Context, as_json: bool = _JSON) -> None:
     """Every host's scheduler, and each job's schedule, next run and last result."""
-    from ops.findings import render_table
     from ops.scheduler.status import scheduler_status as status
     from ops.target import existing_target
 
@@ -41,20 +47,20 @@ def scheduler_status(ctx: typer.Context, as_json: bool = _JSON) -> None:
     cfg = state(ctx).config
     report = status(cfg, existing_target(cfg))
     if as_json:
-        echo_json(report)
-        raise typer.Exit(report.exit_code)
+        render_report(report, as_json)
     where = "the database" if report.source == "database" else "this host's state store"
     echo(f"schedulers (from {where}):")
     for s in report.schedulers:
         echo(f"  {s['host']} pid {s['pid']}: {s['state']}, last seen {s['age_seconds']:.0f}s ago")
     echo("jobs:")
     for name, job in report.jobs.items():
-        last = f"{job['last_outcome']} on {job['last_host']} at {_when(job['last_started_at'])}"
+        last = (
+            f"{job['last_outcome']} on {job['last_host']} at {format_time(job['last_started_at'])}"
+        )
         found = f" ({', '.join(job['last_findings'])})" if job["last_findings"] else ""
-        echo(f"  {name:<11} {job['schedule']:<18} next {_when(job['next_run'])}; "
+        echo(f"  {name:<11} {job['schedule']:<18} next {format_time(job['next_run'])}; "
              f"last {last if job['last_outcome'] else '-'}{found}")  # fmt: skip
-    echo(render_table(report.findings, colour=is_tty()))
-    raise typer.Exit(report.exit_code)
+    render_report(report, as_json)
 
 
 @app.command("forget")
@@ -81,7 +87,6 @@ def jobs_run(
     as_json: bool = _JSON,
 ) -> None:
     """Run one job now, with the scheduler's lock, history, findings, alerts and exit code."""
-    from ops.findings import render_table
     from ops.scheduler.runner import run_job
 
     configure_logging_from(ctx)
@@ -90,12 +95,9 @@ def jobs_run(
     # A forced run is a tick of its own (this instant), never cron's minute.
     tick = time.time() if force else None
     report = run_job(state(ctx).config, name, scheduled_for=tick, handle_signals=True)
-    if as_json:
-        echo_json(report)
-    else:
+    if not as_json:
         echo(f"job {name}: {report.outcome} in {report.seconds:.2f}s on {report.host}")
-        echo(render_table(report.findings, colour=is_tty()))
-    raise typer.Exit(report.exit_code)
+    render_report(report, as_json)
 
 
 @jobs_app.command("list")

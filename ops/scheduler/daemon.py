@@ -210,9 +210,8 @@ class SchedulerDaemon:
             self.scheduler.shutdown(wait=False)
 
     def drain(self) -> None:
-        """Let running jobs finish within the grace period, then stop them."""
-        from ops.scheduler.runner import terminate_children
-
+        """Let running jobs finish within the grace period, then stop them (each job's
+        watchdog sees ``stop``: it cancels the job's queries and stops its processes)."""
         deadline = time.monotonic() + self.config.seconds("scheduler.shutdown_grace")
         for thread in list(self.running.values()):
             thread.join(max(0.0, deadline - time.monotonic()))
@@ -223,7 +222,6 @@ class SchedulerDaemon:
             ", ".join(self.running),
         )
         self.stop.set()
-        terminate_children()
         deadline = time.monotonic() + _UNWIND
         for thread in list(self.running.values()):
             thread.join(max(0.0, deadline - time.monotonic()))

@@ -165,7 +165,6 @@ def run_job(
     *,
     scheduled_for: float | None = None,
     stop: threading.Event | None = None,
-    on_start: Any = None,
     handle_signals: bool = False,
 ) -> JobReport:
     """Run job ``name`` once, as described in the module docstring; return its report.
@@ -192,7 +191,7 @@ def run_job(
         with open_store(config) as store:
             run_id = store.job_started(name, report.host, report.pid, started)
             try:
-                _run(config, name, func, report, stop, on_start)
+                _run(config, name, func, report, stop)
             except BaseException:
                 report.outcome = "failed" if report.outcome == "running" else report.outcome
                 raise
@@ -222,9 +221,7 @@ def _stop_on_signals(stop: threading.Event) -> dict[int, Any]:
     return {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
 
 
-def _run(
-    config: Any, name: str, func: Any, report: JobReport, stop: threading.Event, on_start: Any
-) -> None:
+def _run(config: Any, name: str, func: Any, report: JobReport, stop: threading.Event) -> None:
     """Resolve, lock, claim, run, alert, record (see the module docstring)."""
     from ops import db
     from ops.errors import ConfigError
@@ -266,8 +263,6 @@ def _run(
         ctx = JobContext(config=config, secrets=secrets, target=target)
         watchdog = _Watchdog(conn, ctx, stop)
         watchdog.start()
-        if on_start is not None:
-            on_start(report)
         try:
             if stop.is_set():  # a signal came while it was being set up: not started
                 ctx.stop.set()
@@ -391,9 +386,7 @@ def _call(func: Any, ctx: Any, name: str) -> tuple[list[Finding], bool]:
 
 
 def _failed(code: str, name: str, exc: OpsError, what: str) -> Finding:
-    message = f"job {name}: {what + ': ' if what else ''}{exc.message}"
-    if exc.hint:
-        message += f" (hint: {exc.hint})"
+    message = f"job {name}: {what + ': ' if what else ''}{exc.message_with_hint}"
     return F.error(code, name, message, exit_code=exc.exit_code)
 
 

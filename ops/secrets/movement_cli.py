@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from ops.cliutil import configure_logging_from, echo, echo_json, is_tty, state
+from ops.cliutil import configure_logging_from, echo, echo_json, render_report, state
 from ops.errors import UsageError
 from ops.secrets.cli import app
 
@@ -163,18 +163,14 @@ def scan(
     as_json: bool = JSON_OPT,
 ) -> None:
     """Search tracked files (and history) for secret values; check .env files. Exit 1 on a hit."""
-    from ops.findings import render_table
     from ops.secrets.scan import scan_loaded
 
     configure_logging_from(ctx)
     report = scan_loaded(state(ctx).config, repo, history=history)
-    if as_json:
-        echo_json(report.to_json())
-    else:
+    if not as_json:
         commits = f" and {report.commits_scanned} commits" if history else ""
         n = report.values_searched
         echo(
             f"scanned {report.files_scanned} tracked files{commits} in {report.repo} for {n} values"
         )
-        echo(render_table(report.findings, colour=is_tty()))
-    raise typer.Exit(report.exit_code)
+    render_report(report, as_json)
