@@ -12,6 +12,7 @@ from typing import Any
 
 import typer
 
+from dashboards import cli as dashboard_cli
 from ops.alerts import cli as alerts_cli
 from ops.backup import cli as backup_cli
 from ops.cliutil import (
@@ -218,6 +219,7 @@ app.add_typer(alerts_cli.app, name="alerts")
 app.add_typer(scheduler_cli.app, name="scheduler")
 app.add_typer(scheduler_cli.jobs_app, name="jobs")
 app.add_typer(scheduler_cli.cron_app, name="cron")
+app.add_typer(dashboard_cli.app, name="dashboard")
 app.command("run")(secrets_cli.run_command)
 
 

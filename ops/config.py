@@ -287,6 +287,7 @@ _DOMAIN_SETTINGS = (
     "ops.backup.settings",
     "ops.alerts.settings",
     "ops.scheduler.settings",
+    "dashboards.settings",
 )
 _domains_loaded = False
 

@@ -154,6 +154,20 @@ def step_alerts(state: UpState) -> list[Finding]:
     return [F.warning("ALERTS_SPOOLED", "alerts", message, details=listed)]
 
 
+def step_dashboard(state: UpState) -> list[Finding]:
+    """Build the health dashboard from what this run left, and say where it is.
+
+    The page's own findings are the other steps' (already listed); a part it
+    could not read is a warning here.
+    """
+    from dashboards.render import build_dashboard
+
+    report = build_dashboard(state.config, loaded=state.secrets, target=state.target)
+    failed = [f for f in report.findings if f.code == "DASHBOARD_PART_FAILED"]
+    note = f"status {report.status}, built in {report.seconds:.2f}s"
+    return [*failed, F.ok("DASHBOARD_BUILT", str(report.html), note)]
+
+
 STEPS: list[tuple[str, Step]] = [
     ("database", step_database),
     ("migrate", step_migrate),
@@ -163,7 +177,7 @@ STEPS: list[tuple[str, Step]] = [
 ]
 DEMO_STEP: tuple[str, Step] = ("demo", step_demo)
 # Steps that run after the others, even when one of them stopped the run.
-FINAL_STEPS: list[tuple[str, Step]] = [("alerts", step_alerts)]
+FINAL_STEPS: list[tuple[str, Step]] = [("alerts", step_alerts), ("dashboard", step_dashboard)]
 
 
 @dataclass
@@ -238,6 +252,9 @@ def render_summary(report: UpReport) -> str:
         lines.append("")
         lines.append(F.render_table(problems))
     lines.append("")
+    built = [f for f in report.findings if f.code == "DASHBOARD_BUILT"]
+    if built:
+        lines.append(f"dashboard: {built[0].subject}")
     lines.append(
         "result: " + ("ok" if report.exit_code == 0 else f"FAILED (exit {report.exit_code})")
     )

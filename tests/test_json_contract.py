@@ -199,6 +199,11 @@ CASES: dict[str, Case] = {
         needs="migrated",
         before=(("jobs", "run", "partitions"),),
     ),
+    "dashboard build": Case(
+        ("dashboard", "build", "--out", "dash", "--json"),
+        REPORT_KEYS | {"html", "json", "status", "counts", "seconds"},
+        needs="migrated",
+    ),
     "migrate heal": Case(
         ("migrate", "heal", "--json"),
         _MIGRATE | {"applied", "actions", "unhealed"},

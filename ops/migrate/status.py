@@ -76,14 +76,24 @@ def migration_status(
     MIGRATE_PARTIAL (error), MIGRATE_MISSING_LOCALLY (warning), or
     MIGRATE_UP_TO_DATE (ok). Raises DatabaseUnreachable (exit 4).
     """
+    with db.connect(target.dsn, target.options, autocommit=True) as conn:
+        return status_on(conn, target.masked, config, migrations)
+
+
+def status_on(
+    conn: db.Connection[Any],
+    masked: str,
+    config: Config | None,
+    migrations: Sequence[Migration] | None = None,
+) -> StatusReport:
+    """:func:`migration_status` through a connection the caller holds (the dashboard's)."""
     from ops.migrate import adopt
 
     settings, local = resolve_migrations(config, migrations)
-    with db.connect(target.dsn, target.options, autocommit=True) as conn:
-        applied = history.read_applied(conn, settings.history_schema)
-        failed = history.read_failed(conn, settings.history_schema)
-        plan = adopt.plan_for(conn, settings) if migrations is None else None
-    return build_status(target.masked, local, applied, failed, plan)
+    applied = history.read_applied(conn, settings.history_schema)
+    failed = history.read_failed(conn, settings.history_schema)
+    plan = adopt.plan_for(conn, settings) if migrations is None else None
+    return build_status(masked, local, applied, failed, plan)
 
 
 def build_status(

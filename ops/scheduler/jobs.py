@@ -159,6 +159,22 @@ def job_alerts(ctx: JobContext) -> list[Finding]:
     return stale_schedulers(ctx.config, ctx.target)
 
 
+def job_dashboard(ctx: JobContext) -> list[Finding]:
+    """Build the health dashboard on this host and record its trend point.
+
+    Returns the database health checks only the dashboard runs (cache hit,
+    wraparound, sequences, long queries…) and any part it could not read; the
+    other parts' findings belong to the jobs that produce them.
+    """
+    from dashboards.render import build_dashboard
+
+    report = build_dashboard(ctx.config, loaded=ctx.secrets, target=ctx.target)
+    own = [f for f in report.findings if f.code.startswith(("DB_", "DASHBOARD_"))
+           and f.code != "DB_UNREACHABLE"]  # fmt: skip
+    return [*own, F.ok("DASHBOARD_BUILT", str(report.html), f"status {report.status}, built in "
+                       f"{report.seconds:.2f}s")]  # fmt: skip
+
+
 def sql_job(statement: str) -> Job:
     """A job of the project's own: ``statement`` in one transaction on the database."""
 
@@ -179,12 +195,12 @@ def sql_job(statement: str) -> Job:
     return run
 
 
-# Jobs whose work is this host's own (its alert spool): they run on every host,
-# without the job lock, so no host's spool waits for another host.
-PER_HOST = frozenset({"alerts"})
+# Jobs whose work is this host's own (its alert spool, its dashboard file): they run
+# on every host, without the job lock, so no host waits for another host.
+PER_HOST = frozenset({"alerts", "dashboard"})
 # Jobs that can do their work with the database away (and run then, unlocked);
 # any other job is not run without it (JOB_NO_DATABASE).
-WITHOUT_DATABASE = frozenset({"secrets", "alerts"})
+WITHOUT_DATABASE = frozenset({"secrets", "alerts", "dashboard"})
 
 BUILT_IN: dict[str, Job] = {
     "secrets": job_secrets,
@@ -193,6 +209,7 @@ BUILT_IN: dict[str, Job] = {
     "verify": job_verify,
     "drill": job_drill,
     "partitions": job_partitions,
+    "dashboard": job_dashboard,
     "alerts": job_alerts,
 }
 

@@ -26,6 +26,10 @@ DEFAULT_JOBS: dict[str, dict[str, Any]] = {
         "cron": "30 1 * * *",
         "doc": "create the event tables' partitions for the coming months",
     },
+    "dashboard": {
+        "cron": "*/5 * * * *",
+        "doc": "build the health dashboard (db-health.html and .json) and record its trends",
+    },
     "alerts": {
         "cron": "* * * * *",
         "doc": "find stale schedulers, then deliver the spooled alerts",

@@ -206,9 +206,10 @@ DEFAULT_SPEC: dict[str, dict[str, Any]] = {
         "min_length": 12,
         "description": "secrets snapshot: passphrase for the encrypted snapshot",
     },
-    "DASHBOARD_BASIC_AUTH_PASSWORD": {
-        "min_length": 12,
-        "description": "dashboard: password protecting the published dashboard",
+    "ADMIN_DASHBOARD_TOKEN": {
+        "min_length": 32,
+        "description": "dashboard: the bearer token `dashboard serve` requires (e.g. "
+        "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`)",
     },
 }
 

@@ -113,7 +113,7 @@ def world(
     vault = openbao
     vault.add_token(token, None)
     vault.put("secret", "empire/canary", {"VAULT_CANARY": c.new("VAULT_CANARY"),
-              "DASHBOARD_BASIC_AUTH_PASSWORD": c.new("DASHBOARD_BASIC_AUTH_PASSWORD")})  # fmt: skip
+              "ADMIN_DASHBOARD_TOKEN": c.new("ADMIN_DASHBOARD_TOKEN")})  # fmt: skip
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", c.new("AWS_SECRET_ACCESS_KEY"))
     aws.client().create_secret(
         Name="empire/canary", SecretString=json.dumps({"AWS_CANARY": c.new("AWS_CANARY")})

@@ -124,14 +124,38 @@ class Repository(abc.ABC):
 
     def drill_times(self) -> list[str]:
         """The UTC times (ISO 8601) of the drill reports beside the backups."""
+        return [at for at, _, _ in self._drill_keys()]
+
+    def drill_reports(self, limit: int = 20) -> list[dict[str, Any]]:
+        """The newest ``limit`` drill reports (their ``--json`` envelopes), newest first.
+
+        Each carries ``backup_id`` and ``at`` (the drill's UTC time); one that
+        does not parse is returned as ``{"backup_id", "at", "unreadable": True}``.
+        """
+        import json
+
+        out: list[dict[str, Any]] = []
+        for at, backup_id, key in sorted(self._drill_keys(), reverse=True)[:limit]:
+            data = self._guard("read a drill report of", lambda k=key: self._get(k))
+            try:
+                report = json.loads(data or b"")
+                if not isinstance(report, dict):
+                    raise ValueError("not an object")
+            except ValueError:
+                report = {"unreadable": True}
+            out.append({**report, "backup_id": backup_id, "at": at})
+        return out
+
+    def _drill_keys(self) -> list[tuple[str, str, str]]:
+        """(UTC time, backup id, key) of every ``<id>/drill-<time>Z.json``."""
         import re
 
         out = []
         for key in self._guard("list", lambda: self._list("")):
-            m = re.search(r"/drill-(\d{4}-\d\d-\d\dT\d{6})Z\.json$", key)
+            m = re.fullmatch(r"([^/]+)/drill-(\d{4}-\d\d-\d\dT\d{6})Z\.json", key)
             if m:
-                t = m.group(1)
-                out.append(f"{t[:13]}:{t[13:15]}:{t[15:17]}+00:00")
+                t = m.group(2)
+                out.append((f"{t[:13]}:{t[13:15]}:{t[15:17]}+00:00", m.group(1), key))
         return out
 
     def open_artifact(self, backup_id: str, name: str) -> IO[bytes]:
