@@ -2,7 +2,8 @@
 
 The repository keeps its runbooks at the top level (the layout is fixed), but
 an installed empire-ops has no repository around it. So the build copies
-``runbooks/*.md`` to ``ops/runbooks/`` in the build tree (a plain copy, no
+``runbooks/**/*.md`` (the per-finding runbooks and ``incidents/``) to
+``ops/runbooks/`` in the build tree (a plain copy, no
 symlink), where ``ops.runbook`` finds them. Everything else is in
 pyproject.toml. An editable install reads the repository's folder directly.
 """
@@ -26,8 +27,10 @@ class BuildPyWithRunbooks(build_py):
             return  # the package is the source tree: ops.runbook reads runbooks/ there
         target = Path(self.build_lib) / "ops" / "runbooks"
         self.mkpath(str(target))
-        for page in sorted(RUNBOOKS.glob("*.md")):
-            self.copy_file(str(page), str(target / page.name))
+        for page in sorted(RUNBOOKS.rglob("*.md")):
+            relative = page.relative_to(RUNBOOKS)
+            self.mkpath(str((target / relative).parent))
+            self.copy_file(str(page), str(target / relative))
 
 
 setup(cmdclass={"build_py": BuildPyWithRunbooks})

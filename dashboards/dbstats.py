@@ -53,19 +53,48 @@ from pg_stat_activity where backend_type = 'client backend'
 group by 1 order by 2 desc
 """
 
-_TABLES = """
-select s.schemaname as schema, s.relname as name, c.reltuples::float8 as rows_estimate,
-       pg_total_relation_size(s.relid) as total_bytes, pg_relation_size(s.relid) as table_bytes,
+# The size functions take a relation's ACCESS SHARE lock, so they would wait behind
+# an ACCESS EXCLUSIVE lock (granted or queued: an ALTER TABLE, a REINDEX) until the
+# statement timeout. Such relations get no size rather than stalling the page.
+_LOCKED = """
+with locked as (
+  select relation from pg_locks
+  where locktype = 'relation' and mode = 'AccessExclusiveLock'
+    and database = (select oid from pg_database where datname = current_database())
+)
+"""
+
+_TABLES = (
+    _LOCKED
+    + """
+, tables as (
+  select s.*, c.reltuples, c.relfrozenxid,
+         c.oid in (select relation from locked)
+         or c.reltoastrelid in (select relation from locked)
+         or exists (select 1 from pg_index i where i.indrelid = c.oid
+                    and i.indexrelid in (select relation from locked)) as is_locked
+  from pg_stat_user_tables s join pg_class c on c.oid = s.relid
+)
+select s.schemaname as schema, s.relname as name, s.reltuples::float8 as rows_estimate,
+       case when is_locked then null else pg_total_relation_size(s.relid) end as total_bytes,
+       case when is_locked then null else pg_relation_size(s.relid) end as table_bytes,
+       is_locked,
        coalesce(s.seq_scan, 0) as seq_scan, coalesce(s.idx_scan, 0) as idx_scan,
        s.n_dead_tup as dead_tuples, s.n_live_tup as live_tuples,
        s.last_vacuum, s.last_autovacuum, s.last_analyze, s.last_autoanalyze,
-       age(c.relfrozenxid) as xid_age
-from pg_stat_user_tables s join pg_class c on c.oid = s.relid
+       age(s.relfrozenxid) as xid_age
+from tables s
 """
+)
 
-_INDEXES = """
+_INDEXES = (
+    _LOCKED
+    + """
 select s.schemaname as schema, s.relname as table, s.indexrelname as name,
-       pg_relation_size(s.indexrelid) as size_bytes, coalesce(s.idx_scan, 0) as scans,
+       case when s.indexrelid in (select relation from locked)
+            or s.relid in (select relation from locked) then null
+            else pg_relation_size(s.indexrelid) end as size_bytes,
+       coalesce(s.idx_scan, 0) as scans,
        i.indisunique as is_unique, i.indisprimary as is_primary, i.indisvalid as is_valid,
        exists (select 1 from pg_constraint k where k.conindid = i.indexrelid) as backs_constraint,
        am.amname as method, i.indkey::text as keys, i.indclass::text as opclasses,
@@ -76,6 +105,7 @@ join pg_index i on i.indexrelid = s.indexrelid
 join pg_class ic on ic.oid = s.indexrelid
 join pg_am am on am.oid = ic.relam
 """
+)
 
 _LONG_QUERIES = """
 select pid, usename as role, state, wait_event_type,
@@ -114,7 +144,8 @@ QUERY_COUNT = 7
 _LITERAL = re.compile(
     r"""(?xs)
       \$(?P<tag>[A-Za-z_]*)\$.*?\$(?P=tag)\$     # dollar-quoted text
-    | [EeBbXxNn]?'(?:[^']|'')*'                   # quoted strings, '' escapes
+    | [Ee]'(?:[^'\\]|\\.|'')*'                  # E'' strings, backslash escapes
+    | [BbXxNn]?'(?:[^']|'')*'                     # quoted strings, '' escapes
     | (?<![\w$])-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?  # numbers (not $1 or t1)
     """
 )
@@ -255,8 +286,9 @@ def _tables(rows: list[dict[str, Any]], overview: dict[str, Any]) -> list[dict[s
             {
                 "table": f"{r['schema']}.{r['name']}",
                 "rows_estimate": round(estimate) if known else None,
-                "total_bytes": int(r["total_bytes"]),
-                "table_bytes": int(r["table_bytes"]),
+                "total_bytes": _size(r["total_bytes"]),
+                "table_bytes": _size(r["table_bytes"]),
+                "locked": bool(r["is_locked"]),
                 "seq_scan": int(r["seq_scan"]),
                 "idx_scan": int(r["idx_scan"]),
                 "dead_tuples": dead,
@@ -266,8 +298,13 @@ def _tables(rows: list[dict[str, Any]], overview: dict[str, Any]) -> list[dict[s
                 "xid_age": int(r["xid_age"] or 0),
             }
         )
-    out.sort(key=lambda t: (-t["total_bytes"], t["table"]))
+    out.sort(key=lambda t: (-(t["total_bytes"] or 0), t["table"]))
     return out
+
+
+def _size(value: Any) -> int | None:
+    """A size in bytes; None for a relation locked exclusively when it was read."""
+    return None if value is None else int(value)
 
 
 def _latest(*values: Any) -> Any:
@@ -282,12 +319,13 @@ def _indexes(rows: list[dict[str, Any]], findings: list[Finding]) -> list[dict[s
     for r in rows:
         name = f"{r['schema']}.{r['name']}"
         unique = bool(r["is_unique"] or r["is_primary"] or r["backs_constraint"])
-        unused = int(r["scans"]) == 0 and not unique and int(r["size_bytes"]) >= _UNUSED_MIN_BYTES
+        size = _size(r["size_bytes"])
+        unused = int(r["scans"]) == 0 and not unique and (size or 0) >= _UNUSED_MIN_BYTES
         out.append(
             {
                 "index": name,
                 "table": f"{r['schema']}.{r['table']}",
-                "size_bytes": int(r["size_bytes"]),
+                "size_bytes": size,
                 "scans": int(r["scans"]),
                 "unique": unique,
                 "valid": bool(r["is_valid"]),
@@ -308,16 +346,18 @@ def _indexes(rows: list[dict[str, Any]], findings: list[Finding]) -> list[dict[s
             findings.append(F.info("DB_INDEX_UNUSED", name,
                                    f"index {name} has not been scanned since the statistics "
                                    "were reset"))  # fmt: skip
-    out.sort(key=lambda i: (-i["size_bytes"], i["index"]))
+    out.sort(key=lambda i: (-(i["size_bytes"] or 0), i["index"]))
     return out
 
 
 def _covered(rows: Iterable[dict[str, Any]]) -> dict[str, str]:
-    """Index -> the valid index covering it: same table, method, expressions and predicate,
-    and its columns (with their operator classes) a leading part of the other's.
+    """Index -> the valid index that covers it: same table, method, expressions and
+    predicate, and its columns (with their operator classes) a leading part of the other's.
 
-    A unique index is covered only by one with exactly its columns (its
-    constraint needs them all); of two identical ones, the later name is named.
+    A unique index is covered only by a unique one with exactly its columns (its
+    constraint needs them all), one backing a constraint only by another such; of
+    two identical ones the earlier name is kept. The coverer named is the one to
+    keep: backing a constraint, unique, widest, then by name.
     """
     by_table: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for r in rows:
@@ -325,27 +365,37 @@ def _covered(rows: Iterable[dict[str, Any]]) -> dict[str, str]:
     out: dict[str, str] = {}
     for group in by_table.values():
         for a in group:
-            for b in group:
-                if a is b or not b["is_valid"]:
-                    continue
-                if a["backs_constraint"] and not b["backs_constraint"]:
-                    continue  # drop the other one: the constraint needs this
-                if (a["method"], a["expressions"], a["predicate"]) != (
-                    b["method"], b["expressions"], b["predicate"],
-                ):  # fmt: skip
-                    continue
-                ka, kb = a["keys"].split(), b["keys"].split()
-                ca, cb = a["opclasses"].split(), b["opclasses"].split()
-                if kb[: len(ka)] != ka or cb[: len(ca)] != ca:
-                    continue
-                same = len(ka) == len(kb)
-                if a["is_unique"] and (not same or not b["is_unique"]):
-                    continue
-                if same and a["is_unique"] == b["is_unique"] and a["name"] < b["name"]:
-                    continue  # identical: name only the later one
-                out[f"{a['schema']}.{a['name']}"] = f"{b['schema']}.{b['name']}"
-                break
+            covering = [b for b in group if b is not a and _covers(b, a)]
+            if covering:
+                best = min(covering, key=_keep_first)
+                out[f"{a['schema']}.{a['name']}"] = f"{best['schema']}.{best['name']}"
     return out
+
+
+def _keep_first(b: dict[str, Any]) -> tuple[bool, bool, int, str]:
+    return (not b["backs_constraint"], not b["is_unique"], -len(b["keys"].split()), b["name"])
+
+
+def _covers(b: dict[str, Any], a: dict[str, Any]) -> bool:
+    """Whether index ``b`` makes index ``a`` unneeded (see :func:`_covered`)."""
+    if not b["is_valid"] or (a["method"], a["expressions"], a["predicate"]) != (
+        b["method"], b["expressions"], b["predicate"],
+    ):  # fmt: skip
+        return False
+    ka, kb = a["keys"].split(), b["keys"].split()
+    ca, cb = a["opclasses"].split(), b["opclasses"].split()
+    if kb[: len(ka)] != ka or cb[: len(ca)] != ca:
+        return False
+    same = len(ka) == len(kb)
+    if a["is_unique"] and not (same and b["is_unique"]):
+        return False
+    if a["backs_constraint"] and not b["backs_constraint"]:
+        return False  # drop the other one: the constraint needs this
+    twins = same and (a["is_unique"], a["backs_constraint"]) == (
+        b["is_unique"],
+        b["backs_constraint"],
+    )
+    return not (twins and a["name"] < b["name"])
 
 
 def _activity(r: dict[str, Any]) -> dict[str, Any]:

@@ -154,7 +154,7 @@ def charts_for(snapshot: dict[str, Any]) -> dict[str, Any]:
             list(zip(drill_t, [d["rto_seconds"] for d in drills], strict=True)),
             human_seconds,
         ),
-        "largest": bars("Largest tables", [(t["table"], t["total_bytes"]) for t in tables],
+        "largest": bars("Largest tables", [(t["table"], t["total_bytes"] or 0) for t in tables],
                         human_bytes),
     }  # fmt: skip
 

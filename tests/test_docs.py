@@ -73,7 +73,7 @@ def _call_name(func: ast.expr) -> str | None:
 
 
 def _finding_codes() -> tuple[set[str], set[str]]:
-    """(codes that need a runbook, codes only ever reported as ok or info), from ops/ itself.
+    """(codes that need a runbook, codes only ever reported as ok or info), from ops/ and dashboards/.
 
     A code is any string literal of a family (the part before the first ``_``)
     that some finding is created with, wherever it occurs: passed to a
@@ -81,7 +81,9 @@ def _finding_codes() -> tuple[set[str], set[str]]:
     only when every occurrence is the code of an ``ok``/``info`` finding or a
     comparison.
     """
-    trees = [ast.parse(p.read_text()) for p in (REPO / "ops").rglob("*.py")]
+    trees = [
+        ast.parse(p.read_text()) for d in ("ops", "dashboards") for p in (REPO / d).rglob("*.py")
+    ]
     created = {
         node.args[0].value
         for tree in trees

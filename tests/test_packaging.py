@@ -41,9 +41,14 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_the_wheel_ships_every_runbook_the_migrations_and_the_license(wheel: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
-    runbooks = sorted(p.name for p in (REPO / "runbooks").glob("*.md"))
-    assert len(runbooks) > 40
+    runbooks = sorted(
+        str(p.relative_to(REPO / "runbooks")) for p in (REPO / "runbooks").rglob("*.md")
+    )
+    assert len(runbooks) > 40 and "incidents/restore-from-backup.md" in runbooks
     assert [n for n in runbooks if f"ops/runbooks/{n}" not in names] == []
+    # The dashboard's template and the JSON Schema of db-health.json travel with the code.
+    assert "dashboards/templates/dashboard.html.j2" in names
+    assert "ops/alerts/templates/message.html.j2" in names
     assert "ops/migrate/expected_schema.json" in names
     shipped = sorted(p.name for p in (REPO / "ops/migrate/migrations").glob("*.sql"))
     assert all(f"ops/migrate/migrations/{n}" in names for n in shipped)
