@@ -73,7 +73,7 @@ def _call_name(func: ast.expr) -> str | None:
 
 
 def _finding_codes() -> tuple[set[str], set[str]]:
-    """(codes that need a runbook, codes only ever reported as ok or info), from ops/ and dashboards/.
+    """(codes that need a runbook, codes only reported as ok or info), from ops/ and dashboards/.
 
     A code is any string literal of a family (the part before the first ``_``)
     that some finding is created with, wherever it occurs: passed to a

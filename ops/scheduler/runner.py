@@ -416,8 +416,8 @@ def _finish_in_database(target: Any, config: Any, report: JobReport) -> None:
 
     if target is None:
         return
-    # The alerts job runs every minute on every host: its runs are recorded when they
-    # fail, and in error_logs only when that failure was newly alerted.
+    # Per-host jobs run on every host (alerts every minute, the dashboard every five):
+    # their runs are recorded when they fail, in error_logs only when newly alerted.
     per_host = report.job in PER_HOST
     if per_host and report.outcome == "ok":
         return

@@ -43,14 +43,14 @@ def test_cron_print_on_the_command_line(tmp_path: Path, cli) -> None:
     assert crontab.exit_code == 0, crontab.output
     lines = [ln for ln in crontab.stdout.splitlines() if ln and not ln.startswith("#")]
     assert lines[0] == "CRON_TZ=Europe/Paris"
-    assert len(lines) == 8
+    assert len(lines) == 1 + len(jobs.BUILT_IN)
     for line in lines[1:]:
         check_cron(" ".join(line.split()[:5]))
         assert line.endswith(tuple(f"jobs run {j}" for j in jobs.BUILT_IN))
         assert "--env prod" in line and str(tmp_path / "empire-ops.toml") in line
     units = cli("cron", "print", "--systemd")
     assert units.exit_code == 0
-    assert units.stdout.count("# --- empire-ops-") == 14
+    assert units.stdout.count("# --- empire-ops-") == 2 * len(jobs.BUILT_IN)
     assert "OnCalendar=*-*-* 02:00:00 Europe/Paris" in units.stdout
 
 
