@@ -41,6 +41,10 @@ class Chart:
     low: str
     high: str
     count: int
+    since: str = ""  # the first point's time
+    until: str = ""  # the last point's time
+    target_y: float | None = None  # a dashed line (the RTO target) when inside the box
+    target: str = ""
 
 
 @dataclass
@@ -97,23 +101,32 @@ def short_time(value: Any) -> str:
     return moment.strftime("%Y-%m-%d %H:%M UTC")
 
 
-def line_chart(title: str, values: list[tuple[float, float]], fmt: Any) -> Chart:
-    """A polyline of (time, value) pairs scaled into the chart box (the y axis starts at 0)."""
-    pts = [(t, v) for t, v in values if v is not None]
+def line_chart(
+    title: str, values: list[tuple[float, float]], fmt: Any, target: float | None = None
+) -> Chart:
+    """A polyline of (time, value) pairs scaled into the chart box (the y axis starts at 0);
+    ``target`` adds a dashed line at that value (the RTO target), the box grown to show it."""
+    pts = sorted((t, v) for t, v in values if v is not None)
     if len(pts) < 2:
         return Chart(title, "", "", "", "", "", len(pts))
     t0, t1 = pts[0][0], pts[-1][0]
     high = max(v for _, v in pts)
     low = min(v for _, v in pts)
     span_t = (t1 - t0) or 1.0
-    top = high or 1.0
+    top = max(high, target or 0) or 1.0
     coords = []
     for t, v in pts:
         x = _PAD + (t - t0) / span_t * (_CHART_W - 2 * _PAD)
-        y = _CHART_H - _PAD - v / top * (_CHART_H - 2 * _PAD)
-        coords.append(f"{x:.1f},{y:.1f}")
-    return Chart(title, " ".join(coords), fmt(pts[0][1]), fmt(pts[-1][1]), fmt(low), fmt(high),
-                 len(pts))  # fmt: skip
+        coords.append(f"{x:.1f},{_y(v, top):.1f}")
+    return Chart(
+        title, " ".join(coords), fmt(pts[0][1]), fmt(pts[-1][1]), fmt(low), fmt(high), len(pts),
+        since=short_time(t0), until=short_time(t1),
+        target_y=_y(target, top) if target else None, target=fmt(target) if target else "",
+    )  # fmt: skip
+
+
+def _y(value: float, top: float) -> float:
+    return round(_CHART_H - _PAD - value / top * (_CHART_H - 2 * _PAD), 1)
 
 
 def bars(title: str, rows: list[tuple[str, float]], fmt: Any) -> Bars:
@@ -153,6 +166,8 @@ def charts_for(snapshot: dict[str, Any]) -> dict[str, Any]:
             "Restore drill RTO",
             list(zip(drill_t, [d["rto_seconds"] for d in drills], strict=True)),
             human_seconds,
+            target=next((d["rto_target_seconds"] for d in reversed(drills)
+                         if d.get("rto_target_seconds")), None),
         ),
         "largest": bars("Largest tables", [(t["table"], t["total_bytes"] or 0) for t in tables],
                         human_bytes),
