@@ -321,6 +321,10 @@ def _backups(ctx: _Context) -> Part:
         age = round(ctx.now - datetime.fromisoformat(newest_verified).timestamp())
     data = {"repositories": repos, "newest_verified_at": newest_verified,
             "newest_verified_age_seconds": age}  # fmt: skip
+    unlisted = [r["name"] for r in repos if r["error"]]
+    if total == 0 and unlisted:  # backups may well be there: "none taken yet" would be untrue
+        return Part("failed", f"could not list the backup repository {', '.join(unlisted)} "
+                    "(BACKUP_REPO_UNREACHABLE)", data=data, findings=listing.findings)  # fmt: skip
     if total == 0:
         return Part("not_configured", "no backup has been taken yet: `empire-ops backup run`",
                     data=data, findings=listing.findings)  # fmt: skip
