@@ -117,7 +117,7 @@ order by query_start
 """
 
 _BLOCKING = """
-select pid, pg_blocking_pids(pid) as blocked_by, usename as role, wait_event_type,
+select pid, pg_blocking_pids(pid) as blocked_by, usename as role, state, wait_event_type,
        extract(epoch from now() - coalesce(query_start, backend_start))::float8 as seconds, query
 from pg_stat_activity
 where cardinality(pg_blocking_pids(pid)) > 0
