@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -149,14 +149,19 @@ def collect_snapshot(
         target = existing_target(config, loaded.secrets)
     ctx = _Context(config, loaded, target, now, top=int(config.get("dashboard.top")))
     parts: dict[str, Part] = {}
-    try:
-        ctx.conn = _connect(ctx, parts)
-        for name, read in _PARTS:
-            if name not in parts:
-                parts[name] = _read_part(name, read, ctx)
-    finally:
-        if ctx.conn is not None:
-            ctx.conn.close()
+    first = _connect(ctx, parts)
+    # The three groups wait on different servers (two database sessions, the backup
+    # repositories and the state store): run side by side, a build takes about as
+    # long as its slowest group. Parts of a group share its context and run in order.
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(len(_GROUPS), thread_name_prefix="dashboard") as pool:
+        futures = [
+            pool.submit(_read_group, group, replace(ctx), first if i == 0 else None, dict(parts))
+            for i, group in enumerate(_GROUPS)
+        ]
+        for future in futures:
+            parts.update(future.result())
     snapshot = HealthSnapshot(
         generated_at=datetime.fromtimestamp(now, UTC).isoformat(timespec="seconds"),
         project=str(config.get("project.name")),
@@ -171,8 +176,6 @@ def collect_snapshot(
 
 def _connect(ctx: _Context, parts: dict[str, Part]) -> Any:
     """One connection for the database parts, or those parts marked unreachable."""
-    from ops import db
-
     if ctx.target is None:
         note = ("no database is configured and the embedded one is not running: "
                 "`empire-ops up` starts it")  # fmt: skip
@@ -180,11 +183,7 @@ def _connect(ctx: _Context, parts: dict[str, Part]) -> Any:
             parts[name] = Part("not_configured", note)
         return None
     try:
-        conn = db.connect(ctx.target.dsn, ctx.target.options, autocommit=True)
-        timeout = int(ctx.config.seconds("dashboard.statement_timeout") * 1000)
-        db.run_query(conn, "select pg_catalog.set_config('statement_timeout', %s, false)",
-                     (str(timeout),))  # fmt: skip
-        return conn
+        return _session(ctx)
     except OpsError as exc:
         finding = F.error("DB_UNREACHABLE", ctx.target.masked, exc.message_with_hint,
                           exit_code=exc.exit_code)  # fmt: skip
@@ -192,6 +191,51 @@ def _connect(ctx: _Context, parts: dict[str, Part]) -> Any:
             parts[name] = Part("unreachable", exc.message)
         parts["database"].findings.append(finding)
         return None
+
+
+def _session(ctx: _Context) -> Any:
+    """A database session whose statements stop at ``[dashboard] statement_timeout``."""
+    from ops import db
+
+    assert ctx.target is not None
+    conn = db.connect(ctx.target.dsn, ctx.target.options, autocommit=True)
+    try:
+        timeout = int(ctx.config.seconds("dashboard.statement_timeout") * 1000)
+        db.run_query(conn, "select pg_catalog.set_config('statement_timeout', %s, false)",
+                     (str(timeout),))  # fmt: skip
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _read_group(
+    group: list[tuple[str, Callable[[_Context], Part]]],
+    ctx: _Context,
+    conn: Any,
+    known: dict[str, Part],
+) -> dict[str, Part]:
+    """Read a group's parts in order; a database group uses ``conn`` or a session of its own.
+
+    Parts already in ``known`` (not configured, unreachable) are not read.
+    Never raises: a session that cannot be opened fails the group's parts.
+    """
+    out: dict[str, Part] = {}
+    todo = [(name, read) for name, read in group if name not in known]
+    if not todo:
+        return out
+    try:
+        if any(name in _DATABASE_PARTS for name, _ in todo):
+            ctx.conn = conn if conn is not None else _session(ctx)
+        for name, read in todo:
+            out[name] = _read_part(name, read, ctx)
+    except OpsError as exc:  # the second session was refused (max_connections reached)
+        out.update({name: _failed(name, exc.message_with_hint) for name, _ in todo
+                    if name not in out})  # fmt: skip
+    finally:
+        if ctx.conn is not None:
+            ctx.conn.close()
+    return out
 
 
 def _read_part(name: str, read: Callable[[_Context], Part], ctx: _Context) -> Part:
@@ -414,17 +458,14 @@ def _scheduler(ctx: _Context) -> Part:
     return Part(data=data, findings=report.findings)
 
 
-_PARTS: list[tuple[str, Callable[[_Context], Part]]] = [
-    ("secrets", _secrets),
-    ("migrations", _migrations),
-    ("database", _database),
-    ("security", _security),
-    ("backups", _backups),
-    ("drills", _drills),
-    ("alerts", _alerts),
-    ("logs", _logs),
-    ("scheduler", _scheduler),
-]
+# Parts in groups that run side by side: the catalog read and its lints; the
+# statistics and the logs tables; everything that is not the database's.
+_GROUPS: list[list[tuple[str, Callable[[_Context], Part]]]] = [
+    [("migrations", _migrations), ("security", _security)],
+    [("database", _database), ("logs", _logs)],
+    [("secrets", _secrets), ("backups", _backups), ("drills", _drills), ("alerts", _alerts),
+     ("scheduler", _scheduler)],
+]  # fmt: skip
 _DATABASE_PARTS = ("migrations", "database", "security", "logs")
 
 

@@ -76,8 +76,7 @@ _TABLES = (
   from pg_stat_user_tables s join pg_class c on c.oid = s.relid
 )
 select s.schemaname as schema, s.relname as name, s.reltuples::float8 as rows_estimate,
-       case when is_locked then null else pg_total_relation_size(s.relid) end as total_bytes,
-       case when is_locked then null else pg_relation_size(s.relid) end as table_bytes,
+       case when is_locked then null else pg_table_size(s.relid) end as table_bytes,
        is_locked,
        coalesce(s.seq_scan, 0) as seq_scan, coalesce(s.idx_scan, 0) as idx_scan,
        s.n_dead_tup as dead_tuples, s.n_live_tup as live_tuples,
@@ -199,7 +198,7 @@ def database_health(conn: Any, *, long_query_seconds: float = 60.0) -> DatabaseH
         "connections": _connections(connections, int(overview["max_connections"]), findings),
         "cache_hit": _cache_hit(overview, findings),
         "xid": _xid(int(overview["xid_age"] or 0), tables, findings),
-        "tables": _tables(tables, overview),
+        "tables": _tables(tables, overview, indexes),
         "indexes": _indexes(indexes, findings),
         "long_queries": [_activity(r) for r in long_queries],
         "blocking": [{**_activity(r), "blocked_by": list(r["blocked_by"])} for r in blocking],
@@ -273,8 +272,18 @@ def _when(value: Any) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-def _tables(rows: list[dict[str, Any]], overview: dict[str, Any]) -> list[dict[str, Any]]:
-    """Every table, largest first; a table never analyzed has no row estimate (None)."""
+def _tables(
+    rows: list[dict[str, Any]], overview: dict[str, Any], indexes: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Every table, largest first; a table never analyzed has no row estimate (None).
+
+    The total is the table's own size (with TOAST) plus its indexes' from the indexes
+    query: pg_total_relation_size would open and measure every index a second time.
+    """
+    index_bytes: dict[str, int] = {}
+    for i in indexes:
+        key = f"{i['schema']}.{i['table']}"
+        index_bytes[key] = index_bytes.get(key, 0) + int(i["size_bytes"] or 0)
     out = []
     for r in rows:
         estimate = float(r["rows_estimate"])
@@ -286,7 +295,9 @@ def _tables(rows: list[dict[str, Any]], overview: dict[str, Any]) -> list[dict[s
             {
                 "table": f"{r['schema']}.{r['name']}",
                 "rows_estimate": round(estimate) if known else None,
-                "total_bytes": _size(r["total_bytes"]),
+                "total_bytes": None
+                if r["table_bytes"] is None
+                else int(r["table_bytes"]) + index_bytes.get(f"{r['schema']}.{r['name']}", 0),
                 "table_bytes": _size(r["table_bytes"]),
                 "locked": bool(r["is_locked"]),
                 "seq_scan": int(r["seq_scan"]),

@@ -245,6 +245,12 @@ def out_dir(config: Config, override: str | Path | None = None) -> Path:
     return config.resolve_path(str(chosen)) if chosen else config.state_dir / "dashboard"
 
 
+def json_text(data: dict[str, Any]) -> str:
+    """db-health.json's text: compact (at a thousand tables it is megabytes; ``jq .``
+    indents it), keys sorted."""
+    return json.dumps(data, sort_keys=True, default=str, separators=(",", ":")) + "\n"
+
+
 def write_dashboard(snapshot: HealthSnapshot, folder: Path, *, top: int = 20) -> tuple[Path, Path]:
     """Write db-health.json, then db-health.html, each atomically; return their paths.
 
@@ -257,7 +263,7 @@ def write_dashboard(snapshot: HealthSnapshot, folder: Path, *, top: int = 20) ->
     data = snapshot.to_dict()
     html = render_html(data, top=top, runbook_base=runbooks_dir().as_uri() + "/")
     json_path, html_path = folder / JSON_NAME, folder / HTML_NAME
-    atomic_write_text(json_path, json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+    atomic_write_text(json_path, json_text(data))
     atomic_write_text(html_path, html)
     return html_path, json_path
 
