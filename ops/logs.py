@@ -223,8 +223,13 @@ class PlainFormatter(logging.Formatter):
         return f"{stamp}.{int(record.msecs):03d}Z"
 
 
+# The logger trees of empire-ops's own code (the top-level packages).
+OWN_LOGGERS = ("ops", "dashboards")
+
+
 def setup_logging(level: str = "info", fmt: str = "auto", file: str | None = None) -> None:
-    """Configure the ``ops`` logger tree: stderr (text, plain or JSON) plus an optional file.
+    """Configure our logger trees (:data:`OWN_LOGGERS`): stderr (text, plain or JSON) plus an
+    optional file.
 
     ``fmt`` is one of :data:`LOG_FORMATS`: ``text`` is short lines for a
     terminal, ``plain`` timestamped lines for cron and pipes, ``json`` one
@@ -234,12 +239,13 @@ def setup_logging(level: str = "info", fmt: str = "auto", file: str | None = Non
     """
     if fmt not in LOG_FORMATS:
         raise ValueError(f"log format {fmt!r} is not one of {', '.join(LOG_FORMATS)}")
-    root = logging.getLogger("ops")
-    for handler in list(root.handlers):
-        if getattr(handler, "_empire_ops", False):
-            root.removeHandler(handler)
-    root.setLevel(getattr(logging, level.upper(), logging.INFO))
-    root.propagate = False
+    roots = [logging.getLogger(name) for name in OWN_LOGGERS]
+    for root in roots:
+        for handler in list(root.handlers):
+            if getattr(handler, "_empire_ops", False):
+                root.removeHandler(handler)
+        root.setLevel(getattr(logging, level.upper(), logging.INFO))
+        root.propagate = False
     if fmt == "auto":
         fmt = "text" if sys.stderr.isatty() else "plain"
     formatter: logging.Formatter
@@ -256,4 +262,5 @@ def setup_logging(level: str = "info", fmt: str = "auto", file: str | None = Non
         handler.setFormatter(formatter if handler is handlers[0] else JsonFormatter())
         handler.addFilter(RedactingFilter())
         handler._empire_ops = True  # type: ignore[attr-defined]
-        root.addHandler(handler)
+        for root in roots:
+            root.addHandler(handler)

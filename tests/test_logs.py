@@ -48,6 +48,19 @@ def test_json_log_lines_are_redacted(capsys: pytest.CaptureFixture[str], tmp_pat
     assert "ValueError" in log_file.read_text()
 
 
+def test_the_dashboards_loggers_share_the_redacted_handlers(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """dashboards/ is a top-level package: its lines go where ops's go, redacted, once."""
+    setup_logging("info", "plain")
+    setup_logging("info", "plain")  # idempotent: still one handler each
+    register_secret_values(["canary-DASH-9913"])
+    logging.getLogger("dashboards.collect").warning("part failed: canary-DASH-9913")
+    err = capsys.readouterr().err
+    assert err.count("part failed") == 1 and "canary-DASH-9913" not in err
+    assert REDACTED in err
+
+
 def test_cli_log_format_json(cli, monkeypatch: pytest.MonkeyPatch) -> None:
     import shutil
 
