@@ -197,8 +197,12 @@ async def hammer(
 
 
 def run_load(port: int, token: str, **options: Any) -> LoadStats:
-    """:func:`hammer` in an event loop of its own."""
-    return asyncio.run(hammer(port, token, **options))
+    """:func:`hammer` in an event loop of its own, on a thread of its own (the caller's
+    thread may already run a loop: Playwright's sync API keeps one in the tests)."""
+    import concurrent.futures
+
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="load") as pool:
+        return pool.submit(asyncio.run, hammer(port, token, **options)).result()
 
 
 # -- the servers ---------------------------------------------------------------------------

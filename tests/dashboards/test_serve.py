@@ -38,7 +38,7 @@ from dashboards.serve import (
 )
 from ops.config import Config, load_config
 from tests.conftest import REPO
-from tests.helpers import encoded_forms, write_config
+from tests.helpers import encoded_forms, write_config, write_env
 
 TOKEN_NAME = "ADMIN_DASHBOARD_TOKEN"
 PAGE_PATHS = ("/", "/admin/db-health", "/runbooks/DB_UNREACHABLE.md")
@@ -664,3 +664,37 @@ def test_200_clients_and_slow_header_senders_all_answered_within_a_second(
     assert checked == [200]
     assert "Traceback" not in p.output()
     assert not [f for f in encoded_forms(token) if f in p.output()]
+
+
+def test_canary_secrets_are_in_no_served_answer(
+    dashboard_config: Config, tmp_path: Path, token: str
+) -> None:
+    """Secrets the page describes (by name and fingerprint) never reach the wire."""
+    from ops.secrets import load_secrets
+    from tests.dashboards.browser import find_leaks
+
+    canaries = {
+        "SMTP_PASSWORD": "canary-smtp-" + pysecrets.token_urlsafe(18),
+        "SUPABASE_JWT_SECRET": "canary-jwt-" + pysecrets.token_urlsafe(30),
+        "ALERT_WEBHOOK_URL": "https://hooks.example.com/services/canary-"
+        + pysecrets.token_urlsafe(18),
+    }
+    write_env(tmp_path / ".env", canaries)
+    loaded = load_secrets(dashboard_config)
+    assert set(canaries) <= set(loaded.secrets)
+    app = make_app(dashboard_config, token, loaded=loaded)
+    with DashboardServer(app, "127.0.0.1", 0).start() as server:
+        base = f"http://127.0.0.1:{server.port}"
+        with httpx.Client(base_url=base, timeout=60) as client:
+            answers = {
+                path: client.get(path, headers=bearer(token))
+                for path in ("/", "/admin/db-health", "/runbooks/SECRETS_WEAK.md")
+            }
+    assert {r.status_code for r in answers.values()} == {200}
+    rows = {r["name"]: r for r in answers["/admin/db-health"].json()["parts"]["secrets"]["items"]}
+    assert all(rows[name]["source"] == "dotenv" and rows[name]["fingerprint"] for name in canaries)
+    blobs = {
+        path: r.content + "\n".join(f"{k}: {v}" for k, v in r.headers.items()).encode()
+        for path, r in answers.items()
+    }
+    assert find_leaks({**canaries, "token": token}, blobs) == []
