@@ -118,6 +118,9 @@ class _Context:
     top: int = 20
     drill_reports: list[dict[str, Any]] = field(default_factory=list)
     catalog_findings: list[Finding] | None = None  # set by the migrations part
+    # False once the database did not answer: the other parts then read only this
+    # host's state instead of each waiting out the connect timeout again.
+    reachable: bool = True
 
 
 def collect_snapshot(
@@ -150,6 +153,7 @@ def collect_snapshot(
     ctx = _Context(config, loaded, target, now, top=int(config.get("dashboard.top")))
     parts: dict[str, Part] = {}
     first = _connect(ctx, parts)
+    ctx.reachable = first is not None
     # The three groups wait on different servers (two database sessions, the backup
     # repositories and the state store): run side by side, a build takes about as
     # long as its slowest group. Parts of a group share its context and run in order.
@@ -194,19 +198,18 @@ def _connect(ctx: _Context, parts: dict[str, Part]) -> Any:
 
 
 def _session(ctx: _Context) -> Any:
-    """A database session whose statements stop at ``[dashboard] statement_timeout``."""
+    """A connection whose statements stop at ``[dashboard] statement_timeout``.
+
+    The timeout is a startup option, not a ``SET``: through a transaction-mode
+    pooler (fine for these reads) a session-level ``SET`` would stay on the
+    server connection for whichever client gets it next.
+    """
     from ops import db
 
     assert ctx.target is not None
-    conn = db.connect(ctx.target.dsn, ctx.target.options, autocommit=True)
-    try:
-        timeout = int(ctx.config.seconds("dashboard.statement_timeout") * 1000)
-        db.run_query(conn, "select pg_catalog.set_config('statement_timeout', %s, false)",
-                     (str(timeout),))  # fmt: skip
-    except BaseException:
-        conn.close()
-        raise
-    return conn
+    timeout = ctx.config.seconds("dashboard.statement_timeout")
+    options = replace(ctx.target.options, statement_timeout=timeout)
+    return db.connect(ctx.target.dsn, options, autocommit=True)
 
 
 def _read_group(
@@ -404,7 +407,7 @@ def _alerts(ctx: _Context) -> Part:
     assert ctx.loaded is not None
     if not ctx.config.get("alerts.enabled"):
         return Part("not_configured", "alerts are off ([alerts] enabled = false)")
-    ledger, conn = database_ledger(ctx.config, ctx.target)
+    ledger, conn = database_ledger(ctx.config, ctx.target if ctx.reachable else None)
     try:
         with open_store(ctx.config) as store:
             report = alerts_status(ctx.config, store, ctx.loaded.secrets, ledger)
@@ -449,7 +452,7 @@ def _logs(ctx: _Context) -> Part:
 def _scheduler(ctx: _Context) -> Part:
     from ops.scheduler.status import scheduler_status
 
-    report = scheduler_status(ctx.config, ctx.target)
+    report = scheduler_status(ctx.config, ctx.target if ctx.reachable else None)
     data = {"source": report.source, "schedulers": report.schedulers, "jobs": report.jobs}
     if not report.schedulers and not any(j["last_outcome"] for j in report.jobs.values()):
         return Part("not_configured", "no scheduler and no cron job has run yet: "

@@ -143,7 +143,14 @@ def test_session_commands_refuse_a_transaction_pooler_before_connecting(
 ) -> None:
     result = cli(*args, env={"DATABASE_URL": POOLERS[pooler]()})
     assert result.exit_code == 2, result.output
-    assert silent_pooler.accepted == 0  # refused from the DSN alone: no connection, no DNS
+    if args[0] == "up":
+        # up refuses its migrate step from the DSN alone, then ends as always by building
+        # the dashboard, whose reads may go through a pooler (as `migrate status`'s do):
+        # one attempt reaches the silent listener and times out, and the page says so.
+        assert silent_pooler.accepted <= 1
+        assert "\ndashboard: " in result.stdout
+    else:
+        assert silent_pooler.accepted == 0  # refused from the DSN alone: no connection, no DNS
     kind = "shared pooler (Supavisor)" if pooler == "shared" else "dedicated pooler (PgBouncer)"
     said = flat(result.output)  # `up` wraps its findings table
     assert flat(f"{kind} in transaction mode") in said
