@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from ops.config import Field, Table, _is_count, _is_duration, _is_port, _is_secret_name
+from ops.config import (
+    Field,
+    Table,
+    _is_count,
+    _is_duration,
+    _is_port,
+    _is_positive,
+    _is_secret_name,
+)
 
 SECTION_NAME = "dashboard"
-
-
-def _positive(v: int) -> int:
-    if v < 1:
-        raise ValueError(f"{v} is not a positive count (use 1 or more)")
-    return v
 
 
 SECTION = Table(
@@ -20,7 +22,7 @@ SECTION = Table(
             "(default: <state_dir>/dashboard)",
         ),
         "top": Field(int, 20, "rows shown of each list (tables, indexes…); the rest are counted",
-                     _positive),
+                     _is_positive),
         "logs": Field(int, 20, "newest rows of error_logs and admin_logs shown", _is_count),
         "history_keep": Field(str, "90d", "how long the trend points are kept", _is_duration),
         "statement_timeout": Field(
@@ -41,8 +43,8 @@ SECTION = Table(
         ),
         "max_failures": Field(
             int, 5, "failed logins from one client per minute before it is made to wait",
-            _positive,
+            _is_positive,
         ),
-        "threads": Field(int, 8, "`dashboard serve` worker threads", _positive),
+        "threads": Field(int, 8, "`dashboard serve` worker threads", _is_positive),
     }
 )  # fmt: skip

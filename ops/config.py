@@ -213,6 +213,12 @@ def _is_count(v: Any) -> Any:
     return v
 
 
+def _is_positive(v: Any) -> Any:
+    if v < 1:
+        raise ValueError(f"{v} is not a positive count (use 1 or more)")
+    return v
+
+
 # The schema. Later capabilities register their sections with `register_section`.
 SCHEMA: dict[str, Table] = {
     "project": Table(
@@ -287,6 +293,7 @@ _DOMAIN_SETTINGS = (
     "ops.backup.settings",
     "ops.alerts.settings",
     "ops.scheduler.settings",
+    "ops.data.settings",
     "dashboards.settings",
 )
 _domains_loaded = False
