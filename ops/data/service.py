@@ -465,7 +465,12 @@ def _params(spec: TableSpec, row: Mapping[str, Any]) -> list[Any]:
         if value is not None and kind in ("jsonb", "json"):
             value = json.dumps(value)
         elif value is not None and spec.columns[column].dimensions is not None:
-            value = "[" + ",".join(repr(float(v)) for v in value) + "]"
+            # A str is pgvector's text form already (as a read returns it).
+            value = (
+                value
+                if isinstance(value, str)
+                else "[" + ",".join(map(repr, map(float, value))) + "]"
+            )
         out.append(value)
     return out
 

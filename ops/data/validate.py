@@ -137,6 +137,11 @@ def _numeric_precision(kind: str, value: Any) -> str:
 
 
 def _vector_problem(dimensions: int, value: Any) -> str:
+    if isinstance(value, str):  # pgvector's text form, as a read returns it: "[0.1,0.2]"
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return f"must be a list of {dimensions} finite numbers (a vector)"
     if not isinstance(value, list | tuple) or not all(
         isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in value
     ):
