@@ -24,6 +24,7 @@ from ops.cliutil import (
     render_report,
     state,
 )
+from ops.data import cli as data_cli
 from ops.migrate import cli as migrate_cli
 from ops.scheduler import cli as scheduler_cli
 from ops.secrets import cli as secrets_cli
@@ -220,6 +221,8 @@ app.add_typer(scheduler_cli.app, name="scheduler")
 app.add_typer(scheduler_cli.jobs_app, name="jobs")
 app.add_typer(scheduler_cli.cron_app, name="cron")
 app.add_typer(dashboard_cli.app, name="dashboard")
+app.add_typer(data_cli.app, name="data")
+app.add_typer(data_cli.realtime_app, name="realtime")
 app.command("run")(secrets_cli.run_command)
 
 

@@ -62,6 +62,10 @@ def _repo(tmp: Path) -> None:
     make_repo(tmp / "repo")
 
 
+def _embedding(tmp: Path) -> None:
+    (tmp / "e.json").write_text(json.dumps([0.5] * 1536))
+
+
 _SYNC = frozenset({"from", "to", "applied", "changes", "plan", "dry_run"})
 _MIGRATE = frozenset({"target"}) | REPORT_KEYS
 _FLUSH = REPORT_KEYS | {"sent", "failed", "dropped", "waiting"}
@@ -207,6 +211,17 @@ CASES: dict[str, Case] = {
     "migrate heal": Case(
         ("migrate", "heal", "--json"),
         _MIGRATE | {"applied", "actions", "unhealed"},
+        needs="migrated",
+    ),
+    "data nearest": Case(
+        ("data", "nearest", "memory_nodes", "--embedding-file", "e.json", "--k", "3", "--json"),
+        REPORT_KEYS | {"table", "k", "principal", "bumped", "neighbours"},
+        needs="migrated",
+        prepare=_embedding,
+    ),
+    "realtime status": Case(
+        ("realtime", "status", "--json"),
+        REPORT_KEYS | {"publication", "exists", "declared", "published"},
         needs="migrated",
     ),
 }

@@ -43,6 +43,7 @@ from ops.errors import EXIT_FAILED, EXIT_USAGE, OpsError
 
 if TYPE_CHECKING:
     from ops.config import Config
+    from ops.data.vector import Neighbours
 
 log = logging.getLogger(__name__)
 
@@ -228,6 +229,27 @@ class DataService:
         more = len(rows) > limit
         rows = rows[:limit]
         return Page(rows, {c: rows[-1][c] for c in columns} if more and rows else None)
+
+    @_refusals_recorded
+    def nearest(
+        self,
+        who: Principal,
+        table: str,
+        embedding: Sequence[float],
+        k: int,
+        *,
+        filters: Mapping[str, Any] | None = None,
+        fields: Sequence[str] = (),
+        bump_usage: bool = False,
+    ) -> Neighbours:
+        """The ``k`` rows nearest to ``embedding`` by cosine distance (the HNSW index), nearest
+        first, among those ``who`` may see and ``filters`` (as :meth:`list`'s) keeps: each
+        row's primary key, distance and ``fields``. ``bump_usage`` adds 1 to their
+        ``usage_score`` in the same transaction. See :mod:`ops.data.vector`."""
+        from ops.data.vector import search
+
+        return search(self, who, table, embedding, k, filters=filters, fields=fields,
+                      bump_usage=bump_usage)  # fmt: skip
 
     # -- writes ----------------------------------------------------------------------------
     @_refusals_recorded
