@@ -223,6 +223,7 @@ app.add_typer(scheduler_cli.cron_app, name="cron")
 app.add_typer(dashboard_cli.app, name="dashboard")
 app.add_typer(data_cli.app, name="data")
 app.add_typer(data_cli.realtime_app, name="realtime")
+app.command("export")(data_cli.export_command)
 app.command("run")(secrets_cli.run_command)
 
 

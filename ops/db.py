@@ -618,6 +618,21 @@ def copy_rows(
     return count
 
 
+def copy_out_rows(
+    conn: psycopg.Connection[Any], statement: sql.Composed
+) -> Iterator[tuple[str | None, ...]]:
+    """Stream the rows of ``COPY (...) TO STDOUT`` (``statement``, text format) as they
+    arrive: each a tuple of PostgreSQL's text forms (None for NULL), in constant memory.
+
+    Errors mapped as :func:`run_query`.
+    """
+    try:
+        with conn.cursor() as cur, cur.copy(statement) as copy:
+            yield from copy.rows()
+    except psycopg.Error as exc:
+        raise map_error(exc, conn) from None
+
+
 # SQLSTATE classes and codes that mean "the server or the connection is gone".
 _GONE_CLASSES = ("08",)
 _GONE_CODES = ("57P01", "57P02", "57P03")

@@ -224,6 +224,11 @@ CASES: dict[str, Case] = {
         REPORT_KEYS | {"publication", "exists", "declared", "published"},
         needs="migrated",
     ),
+    "export": Case(
+        ("export", "offers", "--out", "exp", "--json"),
+        REPORT_KEYS | {"out", "manifest", "format", "preset", "tables"},
+        needs="migrated",
+    ),
 }
 
 

@@ -74,3 +74,37 @@ def realtime_status(ctx: typer.Context, as_json: bool = _JSON) -> None:
     if not as_json:
         echo(f"{report.publication}: {', '.join(report.published) or '(no table)'}")
     render_report(report, as_json)
+
+
+def export_command(
+    ctx: typer.Context,
+    tables: list[str] = typer.Argument(None, help="Tables to export (users, public.offers…)."),
+    all_tables: bool = typer.Option(False, "--all", help="Every table but empire_private's."),
+    since: str = typer.Option(
+        None,
+        "--since",
+        help="Only rows with occurred_at (else created_at) at or after this "
+        "ISO time (UTC when no zone is given).",
+    ),
+    fmt: str = typer.Option("jsonl", "--format", help="jsonl, csv or parquet (needs pyarrow)."),
+    out: Path = typer.Option(
+        None, "--out", help="Folder to write (default: a new exports/<UTC time>/)."
+    ),
+    preset: str = typer.Option(
+        None, "--preset", help="rlhf (preference pairs) or conversions (the A/B view)."
+    ),
+    force: bool = typer.Option(False, "--force", help="Write into a folder that is not empty."),
+    as_json: bool = _JSON,
+) -> None:
+    """Export tables (or a preset view) to files plus manifest.json, PII dropped or hashed."""
+    from ops.data.export import export, pii_key
+
+    config = state(ctx).config
+    configure_logging_from(ctx)
+    report = export(lambda: _connect(ctx), config, tables or [], all_tables=all_tables,
+                    since=since, fmt=fmt, out=out, preset=preset, force=force,
+                    key=lambda: pii_key(config))  # fmt: skip
+    if not as_json:
+        for t in report.tables:
+            echo(f"{t.file}: {t.rows} rows, {t.bytes} bytes")
+    render_report(report, as_json)

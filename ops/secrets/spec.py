@@ -211,6 +211,11 @@ DEFAULT_SPEC: dict[str, dict[str, Any]] = {
         "description": "dashboard: the bearer token `dashboard serve` requires (e.g. "
         "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`)",
     },
+    "EXPORT_PII_KEY": {
+        "min_length": 32,
+        "description": "optional: the HMAC-SHA256 key `empire-ops export` hashes personal "
+        "columns with (without it they are dropped)",
+    },
 }
 
 
