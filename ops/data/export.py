@@ -128,14 +128,11 @@ class PiiPolicy:
 
 def hasher(key: bytes) -> Callable[[str | None], str | None]:
     """HMAC-SHA256 of a value's text with ``key`` (hex); None stays None."""
-    base = hmac.new(key, digestmod=hashlib.sha256)
 
     def digest(value: str | None) -> str | None:
         if value is None:
             return None
-        h = base.copy()
-        h.update(value.encode("utf-8"))
-        return h.hexdigest()
+        return hmac.new(key, value.encode("utf-8"), hashlib.sha256).hexdigest()
 
     return digest
 
