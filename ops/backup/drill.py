@@ -279,7 +279,8 @@ def _record(repo: Any, backup_id: str, report: DrillReport) -> None:
     """Write the drill report beside the backup (a failure to write is logged, not raised)."""
     import logging
 
-    stamp = datetime.fromisoformat(report.started_at).strftime("%Y-%m-%dT%H%M%SZ")
+    # To the microsecond: two drills of one backup in one second keep both reports.
+    stamp = datetime.fromisoformat(report.started_at).strftime("%Y-%m-%dT%H%M%S.%fZ")
     name = f"drill-{stamp}.json"
     payload = json.dumps(report.envelope(), indent=2, sort_keys=True, default=str).encode()
     try:

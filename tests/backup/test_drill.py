@@ -192,3 +192,23 @@ def test_a_postgresql_15_backup_is_drilled_on_postgresql_18(
     assert payload["data"]["checks"]["tables"] == 1
     assert payload["data"]["checks"]["sequences_behind"] == []
     assert _databases(pg) == before
+
+
+def test_two_drills_of_one_backup_in_one_second_keep_both_reports(tmp_path: Path) -> None:
+    """Reports are named to the microsecond; older ones (to the second) are still read."""
+    from ops.backup.drill import DrillReport, _record
+    from ops.backup.repo import open_repository
+
+    repo = open_repository("local", f"file:{tmp_path / 'backups'}", {})
+    backup_id = "20261207T171451Z-abcdef"
+    for started in ("2026-12-07T17:14:52.100000+00:00", "2026-12-07T17:14:52.900000+00:00"):
+        _record(repo, backup_id, DrillReport(backup_id=backup_id, started_at=started,
+                                             rto_seconds=0.5))  # fmt: skip
+    repo.write_file(backup_id, "drill-2026-12-07T171450Z.json", b'{"ok": true}')  # the old name
+    reports = repo.drill_reports()
+    assert [r["at"] for r in reports] == [
+        "2026-12-07T17:14:52.900000+00:00",
+        "2026-12-07T17:14:52.100000+00:00",
+        "2026-12-07T17:14:50+00:00",
+    ]
+    assert sorted(repo.drill_times()) == sorted(r["at"] for r in reports)

@@ -152,10 +152,11 @@ class Repository(abc.ABC):
 
         out = []
         for key in self._guard("list", lambda: self._list("")):
-            m = re.fullmatch(r"([^/]+)/drill-(\d{4}-\d\d-\d\dT\d{6})Z\.json", key)
+            # drill-<UTC time>Z.json, the time to the second (older reports) or microsecond
+            m = re.fullmatch(r"([^/]+)/drill-(\d{4}-\d\d-\d\dT\d{6})(\.\d{1,6})?Z\.json", key)
             if m:
-                t = m.group(2)
-                out.append((f"{t[:13]}:{t[13:15]}:{t[15:17]}+00:00", m.group(1), key))
+                t, fraction = m.group(2), m.group(3) or ""
+                out.append((f"{t[:13]}:{t[13:15]}:{t[15:17]}{fraction}+00:00", m.group(1), key))
         return out
 
     def open_artifact(self, backup_id: str, name: str) -> IO[bytes]:
