@@ -129,6 +129,45 @@ def test_a_commit_time_error_is_mapped(fresh_db: str) -> None:
         assert db.run_query(conn, "select count(*) as n from t") == [{"n": 0}]
 
 
+# -- COPY out, in raw batches -------------------------------------------------------------
+_ROWS = db.SQL(
+    "copy (select g, case when g % 1000 = 0 then e'line\\nbreak, \"quoted\"' else 'x' end "
+    "from generate_series(1, 20000) g) to stdout (format csv, header)"
+)
+
+
+def _expected_csv() -> bytes:
+    lines = [b"g,case\n"]
+    for g in range(1, 20001):
+        lines.append(b'%d,"line\nbreak, ""quoted"""\n' % g if g % 1000 == 0 else b"%d,x\n" % g)
+    return b"".join(lines)
+
+
+def test_copy_out_batches_gives_every_row_whole_in_bounded_lists(fresh_db: str) -> None:
+    with db.connect(fresh_db) as conn:
+        batches = list(db.copy_out_batches(conn, _ROWS, chunk=4096))
+        messages = [bytes(m) for b in batches for m in b]
+        assert b"".join(messages) == _expected_csv()
+        assert len(messages) == 20001  # one message per row, embedded newline or not
+        assert len(batches) > 20 and all(sum(map(len, b)) < 4096 + 64 for b in batches)
+        # the COPY ended cleanly: the same transaction goes on
+        assert db.run_query(conn, "select 1 as one") == [{"one": 1}]
+
+
+def test_an_error_midway_through_copy_out_is_mapped_and_nothing_hangs(fresh_db: str) -> None:
+    from ops.errors import DatabaseError
+
+    failing = db.SQL("copy (select 1 / (5000 - g) from generate_series(1, 9000) g) to stdout")
+    with db.connect(fresh_db, autocommit=True) as conn:
+        got: list[bytes] = []
+        with pytest.raises(DatabaseError) as info:
+            for batch in db.copy_out_batches(conn, failing, chunk=1024):
+                got += [bytes(m) for m in batch]
+        assert info.value.sqlstate == "22012"  # division by zero, raised at row 5000
+        assert 0 < len(got) < 5000
+        assert db.run_query(conn, "select 2 as two") == [{"two": 2}]
+
+
 def test_a_lost_connection_is_unreachable_and_a_timeout_names_the_setting(fresh_db: str) -> None:
     from ops.errors import DatabaseError
 

@@ -17,7 +17,8 @@ from typing import Any
 import psycopg
 import pytest
 
-from ops.data.export import NEVER_EXPORTED, PiiPolicy, parse_since
+import ops.data.export as export_module
+from ops.data.export import NEVER_EXPORTED, PiiPolicy, _fill, _Hashes, hmac_sha256, parse_since
 from ops.data.model import load_tables
 from ops.errors import UsageError
 from tests.helpers import encoded_forms
@@ -188,6 +189,114 @@ def test_a_short_key_is_refused(cli: Any, migrated_db: str, tmp_path: Path) -> N
                  env={"DATABASE_URL": migrated_db, "EXPORT_PII_KEY": "short-key-123"})  # fmt: skip
     assert result.exit_code == 3
     assert "short-key-123" not in result.output
+
+
+# -- hashes filled in: every path, hostile data ----------------------------------------------------
+def _mac(value: bytes) -> bytes:
+    return hmac.new(KEY.encode(), value, "sha256").hexdigest().encode()
+
+
+@pytest.mark.parametrize("key_length", [0, 1, 32, 63, 64, 65, 200])
+def test_the_keyed_hash_is_hmac_sha256(key_length: int) -> None:
+    key = os.urandom(key_length)
+    mac = hmac_sha256(key)
+    for value in (b"", b"x", "é😀".encode(), os.urandom(1000)):
+        assert mac(value) == hmac.new(key, value, "sha256").hexdigest()
+
+
+# Data that looks like a placeholder, or holds % (the fill's escape) or "%(" (its row path).
+HOSTILE = [b"plain", b"100%", b"%%", b"50%(u12)s off", b"%(n)s", b"%%(", b"a%", b'"%(h00)s"']
+
+
+@pytest.mark.parametrize("data", HOSTILE)
+@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+def test_placeholders_are_filled_and_data_is_left_as_it_was(data: bytes, fmt: str) -> None:
+    hashes = _Hashes(KEY.encode(), b"" if fmt == "csv" else b"\x01")
+    values = [b"6f1c", b"", None, 'é,"\n'.encode()]
+
+    def placeholder(v: bytes | None) -> bytes:
+        return b"%(n)s" if v is None else b"%(h" + v.hex().encode() + b")s"
+
+    def filled(v: bytes | None) -> bytes:
+        if fmt == "csv":
+            return b"" if v is None else _mac(v)
+        return b"null" if v is None else b'"' + _mac(v) + b'"'
+
+    rows, expected = [], []
+    for i, (v, w) in enumerate(zip(values, reversed(values), strict=True)):
+        plain = b"%d,x" % i if i % 2 else data  # batches of mixed rows
+        if fmt == "csv":
+            rows.append(plain + b"," + placeholder(v) + b"," + placeholder(w) + b"\n")
+            expected.append(plain + b"," + filled(v) + b"," + filled(w) + b"\n")
+        else:
+            rows.append(b'{"d":"' + plain + b'","a":"' + placeholder(v) + b'","b":"'
+                        + placeholder(w) + b'"}\n')  # fmt: skip
+            expected.append(b'{"d":"' + plain + b'","a":' + filled(v) + b',"b":' + filled(w)
+                            + b"}\n")  # fmt: skip
+    assert _fill([memoryview(r) for r in rows], 2, hashes, fmt) == b"".join(expected)
+
+
+def test_the_remembered_hashes_stay_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(export_module, "_HASHES_KEPT", 10)
+    hashes = _Hashes(KEY.encode(), b"")
+    for start in range(0, 100, 20):
+        batch = [b"%(u" + str(n).encode() + b")s\n" for n in range(start, start + 20)]
+        out = _fill(batch, 1, hashes, "csv")  # type: ignore[arg-type]
+        assert out == b"".join(_mac(str(n).encode()) + b"\n" for n in range(start, start + 20))
+        assert len(hashes) == 1  # forgotten after each batch past the bound, NULL's kept
+    with pytest.raises(ValueError, match="placeholder"):
+        _ = hashes[b"x-made-up"]
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+def test_hostile_values_export_exactly(
+    cli: Any, migrated_db: str, tmp_path: Path, fmt: str
+) -> None:
+    texts = [
+        "", "%", "%(u12)s", "%%(", "é😀,\"q\"\nnew\rline\ttab\\back", "\x01(n)s", "50% off", None,
+    ]  # fmt: skip
+    for i, text in enumerate(texts):
+        _sql(
+            migrated_db,
+            "insert into public.users (email, anon_id, archetype, meta) values (%s, %s, %s, %s)",
+            (f'"{i},%(h0)s"@x.test' if text is not None else None, text, text,
+             json.dumps({"note": text, "n": i})),
+        )  # fmt: skip
+    out = tmp_path / "out"
+    code, payload = _export(cli, migrated_db, "users", "--format", fmt, "--out", str(out), key=KEY)
+    assert code == 0, payload
+    columns = _check_files(out)["tables"]["public.users"]["columns"]
+    # the reference: PostgreSQL's own text of every column, read apart from the export
+    with psycopg.connect(migrated_db) as conn:
+        cur = conn.execute(
+            psycopg.sql.SQL("select {} from public.users").format(
+                psycopg.sql.SQL(", ").join(
+                    psycopg.sql.SQL("{}::text").format(psycopg.sql.Identifier(c)) for c in columns
+                )
+            )
+        )
+        reference = {}
+        for row in cur.fetchall():
+            record = dict(zip(columns, row, strict=True))
+            for c in ("id", "email", "anon_id"):
+                record[c] = None if record[c] is None else _mac(record[c].encode()).decode()
+            reference[record["id"]] = record
+    text = (out / f"public.users.{fmt}").read_bytes().decode("utf-8")  # \r stays \r
+    if fmt == "csv":  # CSV reads NULL and an empty text alike: both ""
+        got = {r["id"]: r for r in csv.DictReader(io.StringIO(text, newline=""))}
+        assert got == {
+            k: {c: "" if v is None else v for c, v in r.items()} for k, r in reference.items()
+        }
+        assert '\n"",' in text  # the empty archetype (first) is quoted: PostgreSQL's "not NULL"
+    else:
+        got = {r["id"]: r for r in map(json.loads, text.splitlines())}
+        assert set(got) == set(reference)
+        for key, record in reference.items():
+            assert got[key]["archetype"] == record["archetype"]
+            assert got[key]["meta"] == json.loads(record["meta"])
+            for c in ("id", "email", "anon_id"):
+                assert got[key][c] == record[c], c
+    assert len(got) == len(texts)
 
 
 # -- since ----------------------------------------------------------------------------------------
