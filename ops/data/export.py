@@ -2,10 +2,11 @@
 
 What it promises (issue 12, part 7):
 
-- **Constant memory.** Each table streams through ``COPY (select …) TO
-  STDOUT``; every row is transformed and written as it arrives. For JSONL,
-  PostgreSQL builds the JSON (``to_jsonb``); Python only appends the hashed
-  columns.
+- **Constant memory, at the server's pace.** Each table streams through
+  ``COPY (select …) TO STDOUT`` and is written as it arrives, about 256 KiB
+  at a time. PostgreSQL formats every row (CSV, or JSON with
+  ``row_to_json``); Python only fills in the hashed columns (see "filling in
+  the hashes" below).
 - **One snapshot.** All tables are read in one ``repeatable read, read only``
   transaction, so the files agree with each other.
 - **A PII policy** (``[data.export]``): ``drop`` columns are left out, ``hash``
@@ -33,6 +34,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -42,7 +44,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 from ops import db
 from ops import findings as F
-from ops.data.model import TableSpec, find_table, load_tables
+from ops.data.model import TableSpec, find_table, load_tables, vector_dimensions
 from ops.errors import SecretsError, UsageError, storage_error
 from ops.findings import Finding, FindingsReport
 from ops.fsutil import atomic_write_bytes, ensure_dir
@@ -547,45 +549,76 @@ def _sum(path: str) -> tuple[int, str]:
     return size, sha.hexdigest()
 
 
-_INT_TYPES = ("smallint", "integer", "bigint")
-_FLOAT_TYPES = ("real", "double precision")
 _PARQUET_BATCH = 10_000
+_NUMERIC = re.compile(r"^numeric\((\d+),(\d+)\)$")
+
+
+def _arrow_type(sql_type: str) -> Any:
+    """The Parquet (Arrow) type of a PostgreSQL column: integers, floats, booleans, times,
+    dates, ``numeric(p,s)`` (decimal) and pgvector (fixed-size list of float32) typed;
+    everything else, an unconstrained ``numeric`` included, as PostgreSQL's text."""
+    import pyarrow as pa
+
+    simple = {
+        "smallint": pa.int16(), "integer": pa.int32(), "bigint": pa.int64(),
+        "real": pa.float32(), "double precision": pa.float64(), "boolean": pa.bool_(),
+        "timestamp with time zone": pa.timestamp("us", tz="UTC"),
+        "timestamp without time zone": pa.timestamp("us"), "date": pa.date32(),
+    }  # fmt: skip
+    if sql_type in simple:
+        return simple[sql_type]
+    if (m := _NUMERIC.match(sql_type)) and int(m.group(1)) <= 38:
+        return pa.decimal128(int(m.group(1)), int(m.group(2)))
+    if dimensions := vector_dimensions(sql_type):
+        return pa.list_(pa.float32(), dimensions)
+    return pa.string()
+
+
+def _arrow_column(values: list[str | None], typ: Any, where: str) -> Any:
+    """One column of a batch from PostgreSQL's text forms. Raises UsageError (exit 2) for a
+    value the type cannot hold (an infinite time, a NaN numeric)."""
+    import pyarrow as pa
+
+    if pa.types.is_boolean(typ):
+        return pa.array([None if v is None else v == "t" for v in values], typ)
+    if pa.types.is_fixed_size_list(typ):  # pgvector's text is a JSON array
+        return pa.array([None if v is None else json.loads(v) for v in values], typ)
+    text = pa.array(values, pa.string())
+    if pa.types.is_string(typ):
+        return text
+    try:
+        return text.cast(typ)  # Arrow parses the text forms (times with their offset)
+    except pa.ArrowInvalid:
+        raise UsageError(
+            f"{where} holds a value Parquet's {typ} cannot hold (an infinite time or a NaN "
+            "numeric, say); nothing exported",
+            hint="export this table as jsonl or csv, which keep PostgreSQL's text",
+        ) from None
 
 
 def _write_parquet(
     fh: BinaryIO, rows: Iterator[tuple[str | None, ...]], source: Source, digest: Any
 ) -> int:
-    """Parquet in row groups of :data:`_PARQUET_BATCH` rows: integers, floats and booleans
-    typed, every other column as PostgreSQL's text (exact numerics, times in ISO form)."""
+    """Parquet in row groups of :data:`_PARQUET_BATCH` rows, typed by :func:`_arrow_type`
+    (hashed columns are text). Returns the rows written."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    def arrow_type(sql_type: str) -> Any:
-        if sql_type in _INT_TYPES:
-            return pa.int64()
-        if sql_type in _FLOAT_TYPES:
-            return pa.float64()
-        if sql_type == "boolean":
-            return pa.bool_()
-        return pa.string()
-
     columns = source.plan.exported
-    types = [arrow_type(source.types.get(c, "text")) for c in columns]
-    schema = pa.schema([pa.field(c, t) for c, t in zip(columns, types, strict=True)])
     n_kept = len(source.plan.kept)
-    converters: list[Callable[[str], Any]] = [
-        int if t == pa.int64() else float if t == pa.float64()
-        else (lambda v: v == "t") if t == pa.bool_() else str
-        for t in types
-    ]  # fmt: skip
+    types = [
+        _arrow_type(source.types.get(c, "text")) if i < n_kept else pa.string()
+        for i, c in enumerate(columns)
+    ]
+    schema = pa.schema([pa.field(c, t) for c, t in zip(columns, types, strict=True)])
 
     def batch(buffer: list[tuple[str | None, ...]]) -> Any:
         arrays = []
-        for i, (conv, typ) in enumerate(zip(converters, types, strict=True)):
+        for i, (column, typ) in enumerate(zip(columns, types, strict=True)):
             values = [r[i] for r in buffer]
             if i >= n_kept:
                 values = [digest(v) for v in values]
-            arrays.append(pa.array([None if v is None else conv(v) for v in values], typ))
+            arrays.append(_arrow_column(values, typ, f"{source.name}.{column}"))
         return pa.RecordBatch.from_arrays(arrays, schema=schema)
 
     counted = 0

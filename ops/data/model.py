@@ -53,14 +53,19 @@ class ColumnSpec:
     @property
     def dimensions(self) -> int | None:
         """A pgvector column's dimensions."""
-        m = _VECTOR.match(self.type)
-        return int(m.group(1)) if m else None
+        return vector_dimensions(self.type)
 
     @property
     def max_length(self) -> int | None:
         """A ``varchar(n)`` or ``character(n)`` column's length."""
         m = _LENGTH.match(self.type)
         return int(m.group(1)) if m else None
+
+
+def vector_dimensions(sql_type: str) -> int | None:
+    """The dimensions of a pgvector type (``extensions.vector(1536)``), else None."""
+    m = _VECTOR.match(sql_type)
+    return int(m.group(1)) if m else None
 
 
 @dataclass(frozen=True)

@@ -480,21 +480,61 @@ def test_a_table_larger_than_the_memory_limit_exports(migrated_db: str, tmp_path
 # -- parquet -----------------------------------------------------------------------------------
 def test_parquet_has_the_rows_and_types(cli: Any, migrated_db: str, tmp_path: Path) -> None:
     pq = pytest.importorskip("pyarrow.parquet")
+    from datetime import UTC, datetime
+    from decimal import Decimal
+
     _canary_user(migrated_db)
-    _sql(migrated_db, "insert into public.memory_nodes (slug, type, usage_score) values "
-         "('a', 'fact', 3), ('b', 'fact', 0)")  # fmt: skip
+    embedding = [0.5, -0.25] + [0.0] * 1534
+    _sql(migrated_db, "insert into public.memory_nodes (slug, type, usage_score, vector_embedding, "
+         "created_at) values ('a', 'fact', 3, %s, '2026-03-01 12:30:00.123456+02'), "
+         "('b', 'fact', 0, null, '2026-03-02 00:00:00+00')", (str(embedding),))  # fmt: skip
+    _sql(migrated_db, "insert into public.analytics_events (session_id, event_type, "
+         "conversion_value) values ('s', 'conversion', 12.5), ('s', 'click', null)")  # fmt: skip
     out = tmp_path / "out"
-    code, _ = _export(cli, migrated_db, "memory_nodes", "users", "--format", "parquet",
-                      "--out", str(out), key=KEY)  # fmt: skip
+    code, _ = _export(cli, migrated_db, "memory_nodes", "users", "analytics_events",
+                      "--format", "parquet", "--out", str(out), key=KEY)  # fmt: skip
     assert code == 0
     manifest = _check_files(out)
     nodes = pq.read_table(out / "public.memory_nodes.parquet")
     assert nodes.num_rows == 2 == manifest["tables"]["public.memory_nodes"]["rows"]
-    assert sorted(nodes.column("slug").to_pylist()) == ["a", "b"]
-    assert str(nodes.schema.field("usage_score").type) == "double"
+    types = {f.name: str(f.type) for f in nodes.schema}
+    assert types["usage_score"] == "double" and types["version"] == "int32"
+    assert types["created_at"] == "timestamp[us, tz=UTC]"
+    vector_type = nodes.schema.field("vector_embedding").type
+    assert vector_type.list_size == 1536 and str(vector_type.value_type) == "float"
+    by_slug = {r["slug"]: r for r in nodes.to_pylist()}
+    assert (
+        by_slug["a"]["vector_embedding"] == embedding and by_slug["b"]["vector_embedding"] is None
+    )
+    assert by_slug["a"]["created_at"] == datetime(2026, 3, 1, 10, 30, 0, 123456, tzinfo=UTC)
+    events = pq.read_table(out / "public.analytics_events.parquet")
+    assert str(events.schema.field("conversion_value").type) == "decimal128(12, 2)"
+    assert sorted(events.column("conversion_value").to_pylist(), key=str) == [
+        Decimal("12.50"), None,
+    ]  # fmt: skip
     users = pq.read_table(out / "public.users.parquet").to_pylist()
     digest = hmac.new(KEY.encode(), EMAIL.encode(), "sha256").hexdigest()
     assert [u["email"] for u in users] == [digest] and "geo" not in users[0]
+
+
+def test_parquet_refuses_a_value_its_type_cannot_hold(
+    cli: Any, migrated_db: str, tmp_path: Path
+) -> None:
+    pytest.importorskip("pyarrow.parquet")
+    _sql(migrated_db, "insert into public.memory_nodes (slug, type, created_at) "
+         "values ('forever', 'fact', 'infinity')")  # fmt: skip
+    out = tmp_path / "out"
+    result = cli("export", "memory_nodes", "--format", "parquet", "--out", str(out),
+                 env={"DATABASE_URL": migrated_db, "EXPORT_PII_KEY": KEY})  # fmt: skip
+    assert result.exit_code == 2, result.output
+    assert "public.memory_nodes.created_at" in result.output and "jsonl or csv" in result.output
+    assert not any(out.iterdir())  # no file, no temporary left
+    csv_result = cli("export", "memory_nodes", "--format", "csv", "--out", str(tmp_path / "c"),
+                     env={"DATABASE_URL": migrated_db, "EXPORT_PII_KEY": KEY})  # fmt: skip
+    assert (
+        csv_result.exit_code == 0
+        and "infinity" in (tmp_path / "c" / "public.memory_nodes.csv").read_text()
+    )
 
 
 def test_parquet_without_pyarrow_exits_2_with_the_pip_command(
