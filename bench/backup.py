@@ -37,7 +37,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.preflight import Timing, database, empire_ops, measure
+from bench._common import Timing, database, empire_ops, measure, render_table
 
 _SCRUB = ("EMPIRE_OPS_CONFIG", "EMPIRE_ENV", "EMPIRE_OPS_LOG_FORMAT", "EMPIRE_OPS_LOG_LEVEL")
 _COUNT_ALL = (
@@ -239,10 +239,7 @@ def render(rows: Sequence[Row], *, markdown: bool) -> str:
             f"{r.timing.median / r.baseline.median:.2f}x", size,
             f"{r.timing.peak_rss_kib / 1024:.0f}", str(r.timing.exit_code),
         ))  # fmt: skip
-    if markdown:
-        lines = ["| " + " | ".join(head) + " |", "| " + " | ".join("---" for _ in head) + " |"]
-        return "\n".join(lines + ["| " + " | ".join(b) + " |" for b in body])
-    return "\n".join("  ".join(b) for b in [head, *body])
+    return render_table(head, body, markdown=markdown)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -50,6 +50,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench._common import render_table
+
 TARGET_MAX_SECONDS = 1.0
 TOKEN_NAME = "ADMIN_DASHBOARD_TOKEN"
 PATH = "/admin/db-health"
@@ -323,13 +325,7 @@ def render(results: Sequence[Result], *, markdown: bool) -> str:
         )
         for r in results
     ]
-    if markdown:
-        lines = ["| " + " | ".join(head) + " |", "| " + " | ".join("---" for _ in head) + " |"]
-        return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
-    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
-    return "\n".join(
-        "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in [head, *rows]
-    )
+    return render_table(head, rows, markdown=markdown)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -347,7 +343,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.baseline_server:
         return serve_baseline(args.baseline_server, args.threads)
 
-    from bench.preflight import database, empire_ops
+    from bench._common import database, empire_ops
 
     token = secrets.token_urlsafe(32)
     load = {

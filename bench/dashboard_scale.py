@@ -58,7 +58,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bench.preflight import boot_secrets, database, empire_ops
+from bench._common import database, empire_ops, render_table
+from bench.preflight import boot_secrets
 from bench.schema_check import build_schema
 from ops import db
 
@@ -362,14 +363,6 @@ def run(server: str, *, tables: int, runs: int) -> dict[str, Any]:
             db.run_query(admin, f"drop database if exists {name} with (force)")
 
 
-def _table(head: Sequence[str], rows: Sequence[Sequence[str]], markdown: bool) -> list[str]:
-    if markdown:
-        out = ["| " + " | ".join(head) + " |", "| " + " | ".join("---" for _ in head) + " |"]
-        return out + ["| " + " | ".join(r) + " |" for r in rows]
-    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
-    return ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in [head, *rows]]
-
-
 def render(r: dict[str, Any], *, markdown: bool) -> str:
     """The figures: counts, timings against the baseline, per-part seconds, sizes, memory."""
     c, builds = r["counts"], r["builds"]
@@ -390,18 +383,20 @@ def render(r: dict[str, Any], *, markdown: bool) -> str:
         ("render_html", [b.render for b in builds]),
         ("build: collect + to_dict + json + render", total),
     ]
-    lines += _table(
+    lines.append(render_table(
         ("what", "median s", "p90 s", "vs baseline"),
         [(n, f"{statistics.median(s):.3f}", f"{_p90(s):.3f}", f"{statistics.median(s) / base:.1f}x")
          for n, s in rows],
-        markdown,
-    )  # fmt: skip
+        markdown=markdown,
+    ))  # fmt: skip
     lines.append("")
     parts = [(n, [b.parts[n] for b in builds]) for n in builds[0].parts]
-    lines += _table(
-        ("part", "median s", "p90 s"),
-        [(n, f"{statistics.median(s):.3f}", f"{_p90(s):.3f}") for n, s in parts],
-        markdown,
+    lines.append(
+        render_table(
+            ("part", "median s", "p90 s"),
+            [(n, f"{statistics.median(s):.3f}", f"{_p90(s):.3f}") for n, s in parts],
+            markdown=markdown,
+        )
     )
     b = builds[-1]
     lines += [

@@ -27,44 +27,22 @@ import base64
 import hashlib
 import hmac
 import json
-import math
 import os
 import platform
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
+
+from bench._common import Timing, database, empire_ops, measure, render_table
 
 TARGET_SECONDS = 0.5
 PROJECT_REF = "benchbenchbenchbench"
 # Variables that would make the benchmark read someone's real configuration.
 _SCRUB = ("EMPIRE_OPS_CONFIG", "EMPIRE_ENV", "EMPIRE_OPS_LOG_FORMAT", "EMPIRE_OPS_LOG_LEVEL")
-
-
-@dataclass
-class Timing:
-    """N wall-clock samples of one command, its peak RSS, and the exit code of its last run."""
-
-    name: str
-    samples: list[float]
-    exit_code: int
-    peak_rss_kib: int = 0  # the largest ru_maxrss over the timed runs
-
-    @property
-    def median(self) -> float:
-        return statistics.median(self.samples)
-
-    @property
-    def p90(self) -> float:
-        # Nearest-rank percentile: with 15 runs, the 14th fastest.
-        ordered = sorted(self.samples)
-        return ordered[max(0, math.ceil(0.9 * len(ordered)) - 1)]
 
 
 def _b64url(data: bytes) -> str:
@@ -91,62 +69,6 @@ def boot_secrets() -> dict[str, str]:
     }
 
 
-def empire_ops() -> list[str]:
-    """The console script next to this interpreter, else ``python -m ops``."""
-    script = Path(sys.executable).with_name("empire-ops")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "ops"]
-
-
-@contextmanager
-def database() -> Iterator[tuple[str, str]]:
-    """(DSN, description): ``$DATABASE_URL``, or an embedded cluster for this run."""
-    if os.environ.get("DATABASE_URL"):
-        yield os.environ["DATABASE_URL"], "$DATABASE_URL"
-        return
-    from ops.embedded import PostgresCluster, free_port
-
-    root = Path(tempfile.mkdtemp(prefix="empire-bench-"))
-    root.chmod(0o711)  # the server runs as an unprivileged user when we are root
-    cluster = PostgresCluster(root / "pgdata", port=free_port())
-    try:
-        port = cluster.start()
-        del port  # the cluster's own DSN names its passfile (scram auth)
-        yield cluster.url("postgres"), "embedded PostgreSQL (temp dir)"
-    finally:
-        cluster.destroy()
-        shutil.rmtree(root, ignore_errors=True)
-
-
-def run_once(argv: Sequence[str], *, cwd: Path, env: dict[str, str]) -> tuple[float, int, int]:
-    """(wall seconds, exit code, peak RSS in KiB) of one run of ``argv``.
-
-    The peak is the kernel's ``ru_maxrss`` for the reaped child (on Linux, in
-    KiB; the largest of the child and the descendants it waited for), so the
-    measurement costs the child nothing. Output is discarded.
-    """
-    started = time.perf_counter()
-    proc = subprocess.Popen(
-        argv, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    _, status, usage = os.wait4(proc.pid, 0)
-    elapsed = time.perf_counter() - started
-    proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
-    rss = usage.ru_maxrss // 1024 if sys.platform == "darwin" else usage.ru_maxrss  # bytes there
-    return elapsed, proc.returncode, rss
-
-
-def measure(name: str, argv: Sequence[str], *, runs: int, cwd: Path, env: dict[str, str]) -> Timing:
-    """Run ``argv`` once to warm caches, then ``runs`` times; wall time and peak RSS of each."""
-    samples: list[float] = []
-    code = peak = 0
-    for i in range(runs + 1):
-        elapsed, code, rss = run_once(argv, cwd=cwd, env=env)
-        if i:
-            samples.append(elapsed)
-            peak = max(peak, rss)
-    return Timing(name, samples, code, peak)
-
-
 def render(timings: Sequence[Timing], *, markdown: bool) -> str:
     """The table: time and peak RSS of each command, both also as a ratio to the baseline's."""
     base, base_rss = timings[0].median, max(1, timings[0].peak_rss_kib)
@@ -165,14 +87,7 @@ def render(timings: Sequence[Timing], *, markdown: bool) -> str:
     head = (
         "command", "median ms", "p90 ms", "vs baseline", "peak RSS MiB", "RSS vs baseline", "exit"
     )  # fmt: skip
-    if markdown:
-        lines = ["| " + " | ".join(head) + " |", "| " + " | ".join("---" for _ in head) + " |"]
-        lines += ["| " + " | ".join(r) + " |" for r in rows]
-        return "\n".join(lines)
-    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
-    return "\n".join(
-        "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in [head, *rows]
-    )
+    return render_table(head, rows, markdown=markdown)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

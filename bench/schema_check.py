@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from bench.preflight import database
+from bench._common import database
 from ops import db
 from ops.migrate.drift import run_check
 from ops.migrate.manifest import manifest_of

@@ -24,7 +24,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from bench.preflight import database
+from bench._common import database, render_table
 from ops import db
 from ops.migrate.runner import apply_all_to
 from ops.seed import seed_demo
@@ -126,9 +126,8 @@ def render(seeded: Sequence[Sample], baseline: Sequence[Sample], *, markdown: bo
             )
         )
     if markdown:
-        out = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
-        out += ["| " + " | ".join(line) + " |" for line in lines]
-        return "\n".join(out)
+        return render_table(header, lines, markdown=True)
+    # Plain output keeps its right-aligned 14-wide cells, as before render_table.
     return "\n".join("  ".join(f"{c:>14}" for c in line) for line in [header, *lines])
 
 
