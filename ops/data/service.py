@@ -379,7 +379,7 @@ class DataService:
             self._record_failure(spec, op, type(exc).__name__, exc.message)
             raise
         except OpsError as exc:
-            raise self._failed(spec, op, exc, _sqlstate(exc)) from None
+            raise self._failed(spec, op, exc, getattr(exc, "sqlstate", None)) from None
 
     def _failed(self, spec: TableSpec, op: str, exc: OpsError, state: str | None) -> OpsError:
         if state in _DRIFT_STATES:
@@ -451,11 +451,6 @@ def _become(conn: db.Connection[Any], who: Principal) -> None:
     if who.kind == "user":
         claims["sub"] = str(who.id)
     db.run_query(conn, "select set_config('request.jwt.claims', %s, true)", (json.dumps(claims),))
-
-
-def _sqlstate(exc: OpsError) -> str | None:
-    cause = exc.__cause__ or exc.__context__
-    return getattr(cause, "sqlstate", None)
 
 
 def _ident(spec: TableSpec) -> db.Composable:

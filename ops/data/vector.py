@@ -168,7 +168,7 @@ def search(
     fields: Sequence[str] = (),
     bump_usage: bool = False,
 ) -> list[Neighbour]:
-    """Run a search in ``service``'s frame; see :meth:`DataService.nearest`."""
+    """The body of :meth:`DataService.nearest` (the one way in), which records its refusals."""
     from ops.data.service import DataValidationError
 
     query = nearest_query(table, embedding, k, filters=filters, fields=fields)
@@ -184,34 +184,6 @@ def search(
         if bump_usage and rows:
             _bump(service, spec, rows, audit)
     return [_neighbour(spec, query.fields, row) for row in rows]
-
-
-def nearest(
-    service_or_conn: DataService | db.Connection[Any],
-    who: Principal,
-    table: str,
-    embedding: Sequence[float],
-    k: int,
-    *,
-    filters: Mapping[str, Any] | None = None,
-    fields: Sequence[str] = (),
-    bump_usage: bool = False,
-) -> list[Neighbour]:
-    """The ``k`` rows of ``table`` nearest to ``embedding`` by cosine distance, nearest first.
-
-    ``service_or_conn`` is a :class:`DataService` or a connection (then a
-    service with the default settings). See :meth:`DataService.nearest`.
-    """
-    from ops.data.service import DataService
-
-    service = (
-        service_or_conn
-        if isinstance(service_or_conn, DataService)
-        else DataService(service_or_conn)
-    )
-    return service.nearest(
-        who, table, embedding, k, filters=filters, fields=fields, bump_usage=bump_usage
-    )
 
 
 def load_embedding(path: str | Path) -> list[float]:

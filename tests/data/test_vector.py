@@ -15,7 +15,7 @@ import pytest
 
 from ops import db
 from ops.data.service import DataService, DataValidationError, Principal
-from ops.data.vector import nearest, nearest_query, search_settings
+from ops.data.vector import nearest_query, search_settings
 
 SERVICE = Principal.service()
 DIM = 1536
@@ -84,7 +84,7 @@ def test_nearest_is_the_true_k_nearest_by_cosine_distance(
     rng = random.Random(99)
     for k in (1, 10, 37):
         probe = _vector(rng)
-        found = nearest(data, SERVICE, "memory_nodes", probe, k, fields=["slug"])
+        found = data.nearest(SERVICE, "memory_nodes", probe, k, fields=["slug"])
         truth = sorted(nodes, key=lambda i: _cosine_distance(_stored(probe), nodes[i]))[:k]
         assert [str(n.id) for n in found] == truth
         for n in found:
@@ -94,7 +94,8 @@ def test_nearest_is_the_true_k_nearest_by_cosine_distance(
             assert set(n.fields) == {"slug"}
     # through a bare connection too, with a filter the index scan must keep k rows past
     probe = _vector(rng)
-    found = nearest(data.conn, SERVICE, "memory_nodes", probe, 5, filters={"usage_score": 2.0})
+    found = DataService(data.conn).nearest(SERVICE, "memory_nodes", probe, 5,
+                                          filters={"usage_score": 2.0})  # fmt: skip
     allowed = [i for i, _ in enumerate(nodes) if i % 3 == 2]
     ids = list(nodes)
     truth = sorted(
@@ -124,20 +125,20 @@ def test_the_statement_uses_the_hnsw_index(
 
 def test_bad_arguments_are_named(data: DataService) -> None:
     with pytest.raises(DataValidationError) as bad:
-        nearest(data, SERVICE, "memory_nodes", [0.1, 0.2, 0.3], 0, fields=["nope"],
+        data.nearest(SERVICE, "memory_nodes", [0.1, 0.2, 0.3], 0, fields=["nope"],
                 filters={"ghost": 1})  # fmt: skip
     assert set(bad.value.problems) == {"embedding", "k", "nope", "ghost"}
     assert "3 dimensions" in bad.value.problems["embedding"]
     assert "1536" in bad.value.problems["embedding"]
     with pytest.raises(DataValidationError) as bad:
-        nearest(data, SERVICE, "offers", [0.0] * DIM, 5)
+        data.nearest(SERVICE, "offers", [0.0] * DIM, 5)
     assert "has no vector column" in bad.value.problems["table"]
     assert "public.memory_nodes" in bad.value.problems["table"]
     with pytest.raises(DataValidationError) as bad:
-        nearest(data, SERVICE, "blogs", [0.0] * DIM, 5, bump_usage=True)
+        data.nearest(SERVICE, "blogs", [0.0] * DIM, 5, bump_usage=True)
     assert set(bad.value.problems) == {"bump_usage"}
     with pytest.raises(DataValidationError):
-        nearest(data, SERVICE, "memory_nodes", [0.0] * DIM, 1001)
+        data.nearest(SERVICE, "memory_nodes", [0.0] * DIM, 1001)
 
 
 def test_bump_usage_adds_one_to_exactly_the_returned_rows(
@@ -149,7 +150,7 @@ def test_bump_usage_adds_one_to_exactly_the_returned_rows(
             return dict(rows.fetchall())
 
     before = scores()
-    found = nearest(data, Principal.admin("ops-1"), "memory_nodes", _vector(random.Random(3)),
+    found = data.nearest(Principal.admin("ops-1"), "memory_nodes", _vector(random.Random(3)),
                     7, bump_usage=True)  # fmt: skip
     after = scores()
     returned = {str(n.id) for n in found}
@@ -176,10 +177,10 @@ def test_a_user_finds_only_the_rows_its_policies_allow(data: DataService, migrat
             )
             status[blog_id] = state
     user = Principal.user(str(uuid.uuid4()))
-    found = nearest(data, user, "blogs", _vector(rng), 20, fields=["status"])
+    found = data.nearest(user, "blogs", _vector(rng), 20, fields=["status"])
     assert len(found) == 10  # every published blog, none other
     assert {status[str(n.id)] for n in found} == {"published"}
-    assert len(nearest(data, SERVICE, "blogs", _vector(rng), 20)) == 20
+    assert len(data.nearest(SERVICE, "blogs", _vector(rng), 20)) == 20
 
 
 def _write(tmp_path: Path, value: Any, name: str = "e.json") -> str:
