@@ -155,6 +155,7 @@ class World:
     funnels: list[uuid.UUID] = field(default_factory=list)
     ab_tests: list[uuid.UUID] = field(default_factory=list)
     ab_variants: dict[uuid.UUID, list[uuid.UUID]] = field(default_factory=dict)
+    prompts: list[uuid.UUID] = field(default_factory=list)
 
     def rng(self, table: str) -> random.Random:
         """The table's own generator: its rows do not shift when another table changes."""
@@ -448,8 +449,10 @@ def gen_prompts(world: World, rng: random.Random, n: int) -> Iterator[Row]:
     versions = 3  # each name has up to three versions: (name, version) is unique
     for i in range(n):
         created, updated = stamps(rng)
+        pid = new_uuid(rng)
+        world.prompts.append(pid)
         yield (
-            new_uuid(rng), f"{rng.choice(AGENTS)}-prompt-{i // versions}", i % versions + 1,
+            pid, f"{rng.choice(AGENTS)}-prompt-{i // versions}", i % versions + 1,
             paragraph(rng, 2), rng.choice(["gpt-4o", "claude-sonnet", "llama-3-70b"]),
             pick_status(rng, i, PROMPT_STATUS, "active"), meta(rng), created, updated,
         )  # fmt: skip
@@ -616,14 +619,22 @@ def gen_consent_logs(world: World, rng: random.Random, n: int) -> Iterator[Row]:
 
 
 def gen_rlhf_feedback(world: World, rng: random.Random, n: int) -> Iterator[Row]:
+    # A judgement of a response names its prompt and the response in meta (the
+    # schema has no link), which `export --preset rlhf` pairs into preferences.
+    judged = ("thumbs_up", "thumbs_down", "rating")
     for _ in range(n):
         sid, user = session_of(world, rng)
         signal = rng.choice(SIGNALS)
         at = event_time(world, rng)
+        about = (
+            {"prompt_id": str(rng.choice(world.prompts)), "response": paragraph(rng, 1)}
+            if signal in judged and world.prompts
+            else {}
+        )
         yield (
             new_uuid(rng), user, sid, rng.choice(AGENTS), signal,
             Decimal(rng.randint(1, 5)) if signal == "rating" else None,
-            f"message:{rng.getrandbits(32):08x}", at, meta(rng), at, at,
+            f"message:{rng.getrandbits(32):08x}", at, meta(rng, **about), at, at,
         )  # fmt: skip
 
 

@@ -405,6 +405,21 @@ def test_the_rlhf_preset_pairs_chosen_and_rejected(
     assert meta["chosen"]["signal"] == "thumbs_up" and meta["rejected"]["target"] == "message:b"
 
 
+def test_the_rlhf_preset_has_pairs_on_the_demo_data(
+    cli: Any, migrated_db: str, tmp_path: Path
+) -> None:
+    _seed(cli, migrated_db)
+    out = tmp_path / "out"
+    code, _ = _export(cli, migrated_db, "--preset", "rlhf", "--out", str(out))
+    assert code == 0
+    records = [json.loads(x) for x in (out / "rlhf.jsonl").read_text().splitlines()]
+    assert len(records) >= 20
+    bodies = dict(_sql(migrated_db, "select id::text, body from public.prompts"))
+    for r in records:
+        assert r["prompt"] == bodies[r["metadata"]["prompt_id"]]
+        assert r["chosen"] and r["rejected"] and r["chosen"] != r["rejected"]
+
+
 def test_the_conversions_preset_counts_per_variant(
     cli: Any, migrated_db: str, tmp_path: Path
 ) -> None:
