@@ -122,7 +122,8 @@ def run_drill(
     Never raises for what a drill is meant to find: DRILL_NOT_RUN (error: no
     backup, or no identity; never a pass), BACKUP_CORRUPT (error),
     DRILL_FAILED (error), DRILL_SLOW (warning: RTO over
-    ``[backup.drill] rto_target``), DRILL_PASSED (ok). The scratch database
+    ``[backup.drill] rto_target``), RESTORE_HISTORY (warning: the copy's
+    migration ledger could not be rebuilt in full), DRILL_PASSED (ok). The scratch database
     is dropped even on failure; the source is never touched.
     """
     from ops.backup.catalog import find_backup
@@ -132,6 +133,7 @@ def run_drill(
         _run_restore,
         prepare_target,
         restore_grants,
+        restore_migration_history,
     )
     from ops.backup.stream import load_identity
 
@@ -167,6 +169,14 @@ def run_drill(
             grants = bool(config.get("backup.restore_grants")) and manifest.grants is not None
             if grants:
                 problems += restore_grants(dsn, manifest, (), restored)
+            # As a real restore does: a backup whose restored copy would read its
+            # migrations as pending (and so not boot) is worth a warning.
+            history_schema = str(config.get("migrate.history_schema"))
+            restore_migration_history(dsn, manifest, history_schema, restored)
+            report.findings += [
+                f for f in restored.findings
+                if f.code == "RESTORE_HISTORY" and f.severity >= F.Severity.WARNING
+            ]  # fmt: skip
             report.stages.update(restored.stages)
             _check_rows(dsn, manifest, (), restored)
             report.stages["verify"] = restored.stages.get("verify", 0.0)

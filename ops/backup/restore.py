@@ -4,8 +4,9 @@ Stages: *fetch* (read, hash, decrypt and decompress; into pg_restore's stdin,
 or into a local file when ``-j N`` or ``--table`` needs a seekable archive),
 *restore* (``pg_restore --no-owner --no-privileges``), *grants* (each
 restored object given exactly the grants the backup recorded, see
-:mod:`ops.backup.grants`), *verify* (every restored table's row count
-against the manifest's). Before restoring, the
+:mod:`ops.backup.grants`), *history* (the migration ledger rebuilt, see
+:func:`restore_migration_history`), *verify* (every restored table's row
+count against the manifest's). Before restoring, the
 backup's extensions are created in their schemas (the dump leaves Supabase's
 ``extensions`` schema out). pg_restore's errors are sorted into expected ones
 (objects a Supabase-like target already has) and real ones.
@@ -160,8 +161,10 @@ def restore_backup(
     pg_restore errors), RESTORE_ROWS_DIFFER (error), RESTORE_EXTENSION
     (warning), RESTORE_GRANTS (warning: a recorded grant that could not be
     given, e.g. to a role the target lacks), RESTORE_GRANTS_UNKNOWN (warning: the
-    backup recorded none). Raises BackupNotFound/BackupIdInvalid (exit 2), BackupCorrupt
-    (exit 1), SecretsError (exit 3) for the identity, DatabaseUnreachable (4).
+    backup recorded none), RESTORE_HISTORY (see :func:`restore_migration_history`;
+    a restore of chosen ``tables`` leaves the ledger alone). Raises
+    BackupNotFound/BackupIdInvalid (exit 2), BackupCorrupt (exit 1),
+    SecretsError (exit 3) for the identity, DatabaseUnreachable (4).
     """
     from ops.backup.catalog import find_backup
     from ops.backup.stream import load_identity
@@ -211,8 +214,77 @@ def restore_backup(
         grants = bool(config.get("backup.restore_grants"))
     if grants:
         restore_grants(dsn, manifest, tables, report)
+    if not tables:
+        restore_migration_history(dsn, manifest, str(config.get("migrate.history_schema")), report)
     _check_rows(dsn, manifest, tables, report)
     return report
+
+
+def restore_migration_history(
+    dsn: str, manifest: BackupManifest, schema: str, report: RestoreReport
+) -> None:
+    """Stage ``history``: rebuild Supabase CLI's ledger in the restored database.
+
+    The dump leaves ``supabase_migrations`` out with Supabase's other schemas
+    (as ``supabase db dump`` does), so a restored database would read every
+    migration as pending: preflight would refuse to boot and ``migrate up``
+    would fail on tables that exist. The runner's side table
+    (``<schema>.migration_history``) is in the dump: each version whose latest
+    successful entry is an ``up`` goes back into
+    ``supabase_migrations.schema_migrations`` (rows already there are kept).
+    RESTORE_HISTORY (warning) when the backup's history reached further than
+    the side table (migrations only Supabase CLI applied), or the side table is
+    missing although the backup had a history.
+    """
+    from ops.migrate import history
+
+    if manifest.migration_version is None:
+        return  # the source had no migration history: nothing to rebuild
+    started = time.monotonic()
+    with db.connect(dsn, autocommit=True) as conn:
+        side = db.SQL("{}.{}").format(db.Identifier(schema), db.Identifier(history.SIDE_TABLE))
+        present = db.run_query(
+            conn, "select to_regclass(%s) is not null as ok", (f"{schema}.{history.SIDE_TABLE}",)
+        )[0]["ok"]
+        applied = (
+            db.run_query(
+                conn,
+                db.SQL(
+                    "select version, name from (select distinct on (version) version, name, "
+                    "direction from {} where success order by version, id desc) h "
+                    "where direction = 'up' order by version"
+                ).format(side),
+            )
+            if present
+            else []
+        )
+        if applied:
+            history.ensure_history(conn, schema)
+            with db.transaction(conn):
+                for row in applied:
+                    db.run_query(
+                        conn,
+                        "insert into supabase_migrations.schema_migrations (version, name) "
+                        "values (%s, %s) on conflict (version) do nothing",
+                        (row["version"], row["name"]),
+                    )
+    report.stages["history"] = round(time.monotonic() - started, 3)
+    newest = max((str(r["version"]) for r in applied), default=None)
+    if newest is None or newest < manifest.migration_version:
+        report.findings.append(F.warning(
+            "RESTORE_HISTORY", report.target,
+            f"the backup's migration history reached {manifest.migration_version}, the "
+            f"restored side table {schema}.{history.SIDE_TABLE} "
+            + (f"only {newest}" if newest else "nothing")
+            + ": the later ones read as pending. If Supabase CLI applied them, mark them "
+            "with `supabase migration repair --status applied <version>`, then check "
+            "`empire-ops migrate status`",
+        ))  # fmt: skip
+    else:
+        report.findings.append(F.ok(
+            "RESTORE_HISTORY", report.target,
+            f"{len(applied)} applied migration(s) recorded again, up to {newest}",
+        ))  # fmt: skip
 
 
 def _run_restore(

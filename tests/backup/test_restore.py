@@ -52,11 +52,18 @@ def test_restore_into_a_new_database_matches_the_backup_and_is_timed(
         assert result.exit_code == 0, result.output
         data = json.loads(result.stdout)["data"]
         assert data["backup_id"] == backup_id and set(data["stages"]) == {
-            "fetch_and_restore", "grants", "verify"
+            "fetch_and_restore", "grants", "history", "verify"
         }  # fmt: skip
         assert data["errors"] == [] and data["tables"] > 30
         restored = db.with_dbname(migrated_db, name)
         assert _count(restored, "public.offers") == 300
+        # The CLI's ledger, left out of the dump, is back: nothing reads as pending.
+        findings = json.loads(result.stdout)["findings"]
+        history = [f for f in findings if f["code"] == "RESTORE_HISTORY"]
+        assert [f["severity"] for f in history] == ["ok"]
+        status = cli("migrate", "status", "--json", env={"DATABASE_URL": restored})
+        assert status.exit_code == 0, status.output
+        assert _pending(status.stdout) == [] and _applied(restored) == _applied(migrated_db)
         # The target is not empty now: a second restore is refused without --force.
         again = cli("restore", "latest", "--target-db", name, env={"DATABASE_URL": migrated_db})
         assert again.exit_code == 2 and "is not empty" in again.stderr
@@ -65,7 +72,48 @@ def test_restore_into_a_new_database_matches_the_backup_and_is_timed(
             env={"DATABASE_URL": migrated_db},
         )  # fmt: skip
         stages = json.loads(parallel.stdout)["data"]["stages"]
-        assert set(stages) == {"fetch", "restore", "grants", "verify"}
+        assert set(stages) == {"fetch", "restore", "grants", "history", "verify"}
+    finally:
+        _drop(pg, name)
+
+
+def _pending(status_json: str) -> list[str]:
+    migrations = json.loads(status_json)["data"]["migrations"]
+    assert migrations  # the status saw the migrations: an empty answer would prove nothing
+    return [m["version"] for m in migrations if m["state"] != "applied"]
+
+
+def _applied(dsn: str) -> list[str]:
+    with psycopg.connect(dsn) as conn:
+        rows = conn.execute(
+            "select version from supabase_migrations.schema_migrations order by 1"
+        ).fetchall()
+    return [r[0] for r in rows]
+
+
+def test_a_migration_only_the_cli_logged_is_named_after_a_restore(
+    migrated_db: str, pg: Any, tmp_path: Path, cli: Any
+) -> None:
+    # The newest migration as Supabase CLI alone would have applied it: in the ledger (which
+    # the dump leaves out), not in empire-ops' log (which the dump holds).
+    newest = _applied(migrated_db)[-1]
+    with psycopg.connect(migrated_db, autocommit=True) as conn:
+        conn.execute("delete from ops.migration_history where version = %s", (newest,))
+    _config(tmp_path)
+    _backup(cli, migrated_db)
+    name = _new_name()
+    try:
+        result = cli("restore", "latest", "--target-db", name, "--create", "--json",
+                     env={"DATABASE_URL": migrated_db})  # fmt: skip
+        assert result.exit_code == 0, result.output
+        (history,) = [
+            f for f in json.loads(result.stdout)["findings"] if f["code"] == "RESTORE_HISTORY"
+        ]  # fmt: skip
+        assert history["severity"] == "warning" and newest in history["message"]
+        assert history["runbook"] == "runbooks/RESTORE_HISTORY.md"
+        restored = db.with_dbname(migrated_db, name)
+        status = cli("migrate", "status", "--json", env={"DATABASE_URL": restored})
+        assert _pending(status.stdout) == [newest]  # exactly the one the runbook repairs
     finally:
         _drop(pg, name)
 
@@ -97,6 +145,8 @@ def test_restore_of_chosen_tables_only(migrated_db: str, pg: Any, tmp_path: Path
         assert result.exit_code == 0, result.output
         restored = db.with_dbname(migrated_db, name)
         assert _count(restored, "public.offers") == 300
+        # a --table restore leaves the migration ledger alone
+        assert "history" not in json.loads(result.stdout)["data"]["stages"]
         with psycopg.connect(restored) as conn:
             others = conn.execute(
                 "select count(*) from pg_tables where schemaname = 'public'"
