@@ -691,20 +691,68 @@ def pii_key(config: Config) -> bytes | None:
     return value.encode("utf-8")
 
 
+# The temporary names _write_source gives files: a killed export leaves them behind.
+_LEFTOVER = re.compile(r"^\..+\.(?:jsonl|csv|parquet)\.[^/]+\.tmp$")
+
+
 def choose_out(out: Path | None, *, force: bool, now: datetime) -> Path:
     """The folder to write: ``out``, refused when it holds files (unless ``force``), or a new
-    ``exports/<UTC time>`` folder. Raises UsageError / PathNotUsable (exit 2)."""
+    ``exports/<UTC time>`` folder (``-2``, ``-3``… when one started in the same second).
+
+    With ``force``, the temporary files an interrupted export left (it writes
+    ``manifest.json`` last, so a folder without one is incomplete) are removed.
+    Raises UsageError / PathNotUsable (exit 2).
+    """
     if out is None:
-        out = Path("exports") / now.strftime("%Y%m%dT%H%M%SZ")
-    if out.exists() and out.is_dir() and any(out.iterdir()) and not force:
-        raise UsageError(
-            f"the export folder {out} is not empty; nothing exported",
-            hint="name a new folder with --out, or pass --force to write into it",
-        )
+        return _new_folder(Path("exports") / now.strftime("%Y%m%dT%H%M%SZ"))
+    if out.exists() and out.is_dir() and (entries := list(out.iterdir())):
+        leftovers = [p for p in entries if _LEFTOVER.match(p.name) and p.is_file()]
+        interrupted = bool(leftovers) and not (out / MANIFEST_NAME).exists()
+        if not force:
+            raise UsageError(
+                f"the export folder {out} is not empty"
+                + ("; it holds the temporary files of an interrupted export (no manifest.json)"
+                   if interrupted else "")
+                + "; nothing exported",
+                hint="name a new folder with --out, or pass --force to write into it"
+                + (" (which removes those files)" if interrupted else ""),
+            )  # fmt: skip
+        for leftover in leftovers:
+            with contextlib.suppress(FileNotFoundError):
+                leftover.unlink()
+            log.info("export: removed %s, left by an interrupted export", leftover.name)
     ensure_dir(out, purpose="the export folder")
     if not os.access(out, os.W_OK | os.X_OK):
         raise _storage(PermissionError(13, "Permission denied", str(out)), "write", out)
     return out
+
+
+def _new_folder(base: Path) -> Path:
+    """``base``, or ``base-2``, ``base-3``…: the first that did not exist, created here."""
+    ensure_dir(base.parent, purpose="the exports folder")
+    for n in range(1, 1000):
+        folder = base if n == 1 else base.with_name(f"{base.name}-{n}")
+        try:
+            folder.mkdir()
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise _storage(exc, "write", folder) from exc
+        return folder
+    raise UsageError(f"{base}: a thousand exports started in this second; nothing exported")
+
+
+def _folder_lock(config: Config, folder: Path) -> contextlib.AbstractContextManager[None]:
+    """One export at a time into a folder: a second one exits 5 (LockBusy) at once.
+
+    The lock file lives in the state folder, not in the export's folder, whose
+    files are only the export's.
+    """
+    from ops.fsutil import file_lock
+
+    key = hashlib.sha256(str(folder.resolve()).encode()).hexdigest()[:16]
+    return file_lock(config.state_dir / "locks" / f"export-{key}.lock", timeout=0,
+                     what=f"an export into {folder}")  # fmt: skip
 
 
 def _schema_version(conn: db.Connection[Any]) -> str | None:
@@ -756,7 +804,8 @@ def export(
     Everything the caller gave is checked before ``connect`` (which opens a
     connection, closed here) and ``key`` (which returns the PII key, see
     :func:`pii_key`) are called. Raises UsageError (exit 2) for a
-    bad table, format, preset, time or folder, DatabaseError /
+    bad table, format, preset, time or folder, LockBusy (exit 5) when
+    another export is writing the named folder, DatabaseError /
     DatabaseUnreachable as :func:`ops.db.run_query`, StorageError for a
     folder that cannot be written.
     """
@@ -785,7 +834,19 @@ def export(
                 details={"dropped": unkeyed},
             ))  # fmt: skip
     started = datetime.now(UTC)
-    folder = choose_out(out, force=force, now=started)
+    # A new default folder is this run's alone; a named one may be another run's too.
+    with _folder_lock(config, out) if out is not None else contextlib.nullcontext():
+        folder = choose_out(out, force=force, now=started)
+        return _export_into(folder, connect, config, sources, fmt, pii, when, preset, started,
+                            findings)  # fmt: skip
+
+
+def _export_into(
+    folder: Path, connect: Callable[[], db.Connection[Any]], config: Config,
+    sources: Sequence[Source], fmt: str, pii: bytes | None, when: datetime | None,
+    preset: str | None, started: datetime, findings: list[Finding],
+) -> ExportReport:  # fmt: skip
+    """Write every source into ``folder``, then the manifest (see :func:`export`)."""
     results: list[TableResult] = []
     conn = connect()
     try:

@@ -11,6 +11,8 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +20,15 @@ import psycopg
 import pytest
 
 import ops.data.export as export_module
-from ops.data.export import NEVER_EXPORTED, PiiPolicy, _fill, _Hashes, hmac_sha256, parse_since
+from ops.data.export import (
+    NEVER_EXPORTED,
+    PiiPolicy,
+    _fill,
+    _Hashes,
+    choose_out,
+    hmac_sha256,
+    parse_since,
+)
 from ops.data.model import load_tables
 from ops.errors import UsageError
 from tests.helpers import encoded_forms
@@ -362,6 +372,50 @@ def test_the_default_folder_is_new_and_timestamped(cli: Any, migrated_db: str) -
     out = Path(payload["data"]["out"])
     assert out.parent.name == "exports" and out.name.endswith("Z")
     _check_files(out)
+
+
+def test_default_folders_started_in_the_same_second_differ(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    now = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    first, second = (choose_out(None, force=False, now=now) for _ in range(2))
+    assert (first.name, second.name) == ("20260102T030405Z", "20260102T030405Z-2")
+    assert first.is_dir() and second.is_dir()
+
+
+def test_a_killed_export_is_refused_then_cleaned_and_two_never_share_a_folder(
+    cli: Any, migrated_db: str, tmp_path: Path
+) -> None:
+    _sql(migrated_db, "insert into public.analytics_events (event_type, path, referrer) "
+         "select 'page_view', '/p/' || g, repeat('r', 300) "
+         "from generate_series(1, 400000) g")  # fmt: skip
+    out = tmp_path / "out"
+    env = {"DATABASE_URL": migrated_db, "EXPORT_PII_KEY": KEY}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ops", "export", "analytics_events", "--format", "jsonl",
+         "--out", str(out)],
+        env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while not any(p.stat().st_size > 1 << 20 for p in out.glob(".*.tmp")):
+            assert proc.poll() is None, "the export ended before it could be killed"
+            assert time.monotonic() < deadline, "the export never started writing"
+            time.sleep(0.01)
+        busy = cli("export", "offers", "--out", str(out), "--force", env=env)
+        assert busy.exit_code == 5 and "an export into" in busy.stderr, busy.output
+        proc.kill()  # SIGKILL: no cleanup runs
+    finally:
+        proc.kill()
+        proc.wait()
+    names = {p.name for p in out.iterdir()}
+    assert "manifest.json" not in names and any(n.endswith(".tmp") for n in names)
+    refused = cli("export", "offers", "--out", str(out), env=env)
+    assert refused.exit_code == 2 and "interrupted export" in refused.stderr
+    forced = cli("export", "offers", "--out", str(out), "--force", env=env)
+    assert forced.exit_code == 0, forced.output
+    assert set(_check_files(out)["tables"]) == {"public.offers"}  # and no temporary file left
 
 
 # -- presets -----------------------------------------------------------------------------------
