@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 from ops import findings as F
 from ops.alerts.render import AlertContext, AlertItem, render_message, runbook_steps, templates_dir
 from ops.alerts.rules import AlertRules, backoff
-from ops.alerts.store import OpenFinding, StateStore
+from ops.alerts.store import FindingsBook, OpenFinding, StateStore
 from ops.errors import EXIT_UNREACHABLE
 from ops.findings import Finding, FindingsReport, Severity
 from ops.logs import redact
@@ -140,7 +140,7 @@ def evaluate(
             current.setdefault((safe.code, safe.subject), safe)
     to_alert: list[tuple[OpenFinding, float | None]] = []
     to_resolve: list[tuple[OpenFinding, float | None]] = []
-    book: StateStore | DatabaseLedger = ledger if ledger is not None else store
+    book: FindingsBook = ledger if ledger is not None else store
     with book.locked():
         # What this source opened in the state store while the database was away
         # joins the shared ledger, alerted state and all (then leaves the store).

@@ -33,7 +33,8 @@ _COLUMNS = (
 
 
 class DatabaseLedger:
-    """Open findings in PostgreSQL; use inside :meth:`locked` (one transaction, serialised)."""
+    """Open findings in PostgreSQL (a :class:`~ops.alerts.store.FindingsBook`); use inside
+    :meth:`locked` (one transaction, serialised)."""
 
     def __init__(self, conn: Any, config: Any) -> None:
         self.conn = conn

@@ -23,7 +23,7 @@ import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from ops.errors import DiskFull, LockBusy, OpsError, PathNotUsable, storage_error
 
@@ -113,6 +113,24 @@ class OpenFinding:
     @property
     def sources(self) -> list[str]:
         return [s for s in self.source.split(",") if s]
+
+
+class FindingsBook(Protocol):
+    """Where open findings are kept: this host's :class:`StateStore`, or the database's
+    :class:`~ops.alerts.ledger.DatabaseLedger` shared by every host (one alert per finding,
+    whichever host saw it). The alerter works on either."""
+
+    def locked(self) -> contextlib.AbstractContextManager[Any]:
+        """A transaction holding the book's write lock."""
+        ...
+
+    def open_findings(self, source: str | None = None) -> list[OpenFinding]: ...
+
+    def get_open(self, code: str, subject: str) -> OpenFinding | None: ...
+
+    def put_open(self, f: OpenFinding) -> None: ...
+
+    def close_open(self, code: str, subject: str) -> None: ...
 
 
 def store_path(config: Any) -> Path:
