@@ -418,6 +418,33 @@ def test_a_killed_export_is_refused_then_cleaned_and_two_never_share_a_folder(
     assert set(_check_files(out)["tables"]) == {"public.offers"}  # and no temporary file left
 
 
+def test_sigterm_stops_an_export_and_leaves_nothing_behind(
+    migrated_db: str, tmp_path: Path
+) -> None:
+    _sql(migrated_db, "insert into public.analytics_events (event_type, path, referrer) "
+         "select 'page_view', '/p/' || g, repeat('r', 300) "
+         "from generate_series(1, 400000) g")  # fmt: skip
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ops", "export", "analytics_events", "--out", str(out)],
+        env={**os.environ, "DATABASE_URL": migrated_db, "EXPORT_PII_KEY": KEY},
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while not any(p.stat().st_size > 1 << 20 for p in out.glob(".*.tmp")):
+            assert proc.poll() is None, "the export ended before the signal"
+            assert time.monotonic() < deadline, "the export never started writing"
+            time.sleep(0.01)
+        proc.terminate()  # SIGTERM, as a service manager or `timeout` sends
+        _, stderr = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, stderr[-2000:]
+    assert list(out.iterdir()) == []  # the partial file removed, no manifest
+    assert "Traceback" not in stderr
+
+
 # -- presets -----------------------------------------------------------------------------------
 def _rlhf_dataset(dsn: str) -> dict[str, str]:
     rows = _sql(dsn, "insert into public.prompts (name, version, body, model) values "
