@@ -14,7 +14,7 @@ import logging
 import re
 import secrets
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -621,7 +621,7 @@ def copy_rows(
 
 def copy_out_rows(
     conn: psycopg.Connection[Any], statement: sql.Composed
-) -> Iterator[tuple[str | None, ...]]:
+) -> Generator[tuple[str | None, ...], None, None]:
     """Stream the rows of ``COPY (...) TO STDOUT`` (``statement``, text format) as they
     arrive: each a tuple of PostgreSQL's text forms (None for NULL), in constant memory.
 
@@ -636,11 +636,13 @@ def copy_out_rows(
 
 def copy_out_batches(
     conn: psycopg.Connection[Any], statement: sql.Composed, *, chunk: int = 1 << 18
-) -> Iterator[list[Buffer]]:
+) -> Generator[list[Buffer], None, None]:
     """Stream ``COPY (...) TO STDOUT`` (``statement``, any format) as it arrives, in lists
     of raw messages of about ``chunk`` bytes. PostgreSQL sends one message per row (for CSV
     with ``header``, the header first), so each message is one whole row in the
-    COPY's format, embedded newlines included. Constant memory.
+    COPY's format, embedded newlines included. Constant memory. Read it to
+    the end or close it (``contextlib.closing``) before using ``conn`` again:
+    a COPY left half-read keeps the connection busy.
 
     Errors mapped as :func:`run_query`, also an error the server raises midway.
     """

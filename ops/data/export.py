@@ -38,7 +38,7 @@ import re
 import signal
 import tempfile
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -483,15 +483,19 @@ def _write_source(
     except OSError as exc:
         raise _storage(exc, "write", target) from exc
     statement = _copy_statement(source, fmt)
+    # closing(): on any failure the COPY is ended here, before the caller rolls back
+    # (a COPY left suspended in its generator would make the rollback wait forever).
+    stream: Generator[Any, None, None] = (
+        db.copy_out_rows(conn, statement) if fmt == "parquet"
+        else db.copy_out_batches(conn, statement)
+    )  # fmt: skip
     try:
-        with os.fdopen(fd, "wb", buffering=_FLUSH_BYTES) as fh:
+        with os.fdopen(fd, "wb", buffering=_FLUSH_BYTES) as fh, contextlib.closing(stream):
             if fmt == "parquet":
-                counted = _write_parquet(
-                    fh, db.copy_out_rows(conn, statement), source, hasher(key or b"")
-                )
+                counted = _write_parquet(fh, stream, source, hasher(key or b""))
             else:
                 sink = _HashingFile(fh)
-                counted = _write_text(sink, db.copy_out_batches(conn, statement), source, fmt, key)
+                counted = _write_text(sink, stream, source, fmt, key)
             fh.flush()
             os.fsync(fh.fileno())
         size_bytes, sha = (sink.size, sink.sha.hexdigest()) if fmt != "parquet" else _sum(tmp)
