@@ -111,9 +111,9 @@ def _psql() -> str:
     return str(wheel_install_dir() / "bin" / "psql")
 
 
-def _tables(dsn: str) -> list[tuple[str, int]]:
+def _tables(dsn: str) -> tuple[list[tuple[str, int]], set[str]]:
     """(table, rows) of every exportable public table, largest on disk first (partitions
-    counted with their parent)."""
+    counted with their parent), and the names of the partitioned ones."""
     from ops import db
     from ops.data.model import load_tables
 
@@ -122,7 +122,7 @@ def _tables(dsn: str) -> list[tuple[str, int]]:
         sizes = db.run_query(
             conn,
             """
-            select c.relname as name,
+            select c.relname as name, c.relkind = 'p' as partitioned,
                    coalesce((select sum(pg_total_relation_size(p.relid))
                                from pg_partition_tree(c.oid) p),
                             pg_total_relation_size(c.oid)) as bytes
@@ -132,26 +132,17 @@ def _tables(dsn: str) -> list[tuple[str, int]]:
             """,
         )
         names = [r["name"] for r in sizes if r["name"] in exportable]
-        return [
+        counted = [
             (n, int(db.run_query(conn, f'select count(*) as n from public."{n}"')[0]["n"]))
             for n in names
         ]
+        return counted, {r["name"] for r in sizes if r["partitioned"]}
 
 
 def _largest(tables: list[tuple[str, int]], top: int) -> list[tuple[str, int]]:
     """``analytics_events`` and the ``top`` largest other tables."""
     first = [t for t in tables if t[0] == ALWAYS]
     return first + [t for t in tables if t[0] != ALWAYS][:top]
-
-
-def _partitioned(dsn: str, table: str) -> bool:
-    from ops import db
-
-    with db.connect(dsn) as conn:
-        rows = db.run_query(
-            conn, "select relkind from pg_class where oid = %s::regclass", (f"public.{table}",)
-        )
-        return bool(rows[0]["relkind"] == "p")
 
 
 def _copy_command(table: str, fmt: str, out: Path, *, partitioned: bool) -> str:
@@ -231,8 +222,7 @@ def _measure(
     work: Path, cli: list[str], env: dict[str, str], psql_env: dict[str, str], conninfo: str,
     dsn: str, *, runs: int, top: int,
 ) -> list[Pair]:  # fmt: skip
-    tables = _tables(dsn)
-    partitioned = {t: _partitioned(dsn, t) for t, _ in tables}
+    tables, partitioned = _tables(dsn)
     cases = [(t, rows, [t]) for t, rows in _largest(tables, top)]
     smallest = min((t for t in tables if t[1]), key=lambda t: t[1])  # shows the fixed cost
     cases.append((smallest[0], smallest[1], [smallest[0]]))
@@ -251,7 +241,7 @@ def _measure(
                 base = work / f"base{i}"
                 base.mkdir()
                 commands = [
-                    _copy_command(t, fmt, base / f"{t}.{fmt}", partitioned=partitioned[t])
+                    _copy_command(t, fmt, base / f"{t}.{fmt}", partitioned=t in partitioned)
                     for t in names
                 ]
                 seconds, code, rss = run_once(
