@@ -229,9 +229,9 @@ def restore_migration_history(
     (as ``supabase db dump`` does), so a restored database would read every
     migration as pending: preflight would refuse to boot and ``migrate up``
     would fail on tables that exist. The runner's side table
-    (``<schema>.migration_history``) is in the dump: each version whose latest
-    successful entry is an ``up`` goes back into
-    ``supabase_migrations.schema_migrations`` (rows already there are kept).
+    (``<schema>.migration_history``) is in the dump, and
+    :func:`ops.migrate.history.rebuild_ledger` records again what it says is
+    applied.
     RESTORE_HISTORY (warning) when the backup's history reached further than
     the side table (migrations only Supabase CLI applied), or the side table is
     missing although the backup had a history.
@@ -242,34 +242,9 @@ def restore_migration_history(
         return  # the source had no migration history: nothing to rebuild
     started = time.monotonic()
     with db.connect(dsn, autocommit=True) as conn:
-        side = db.SQL("{}.{}").format(db.Identifier(schema), db.Identifier(history.SIDE_TABLE))
-        present = db.run_query(
-            conn, "select to_regclass(%s) is not null as ok", (f"{schema}.{history.SIDE_TABLE}",)
-        )[0]["ok"]
-        applied = (
-            db.run_query(
-                conn,
-                db.SQL(
-                    "select version, name from (select distinct on (version) version, name, "
-                    "direction from {} where success order by version, id desc) h "
-                    "where direction = 'up' order by version"
-                ).format(side),
-            )
-            if present
-            else []
-        )
-        if applied:
-            history.ensure_history(conn, schema)
-            with db.transaction(conn):
-                for row in applied:
-                    db.run_query(
-                        conn,
-                        "insert into supabase_migrations.schema_migrations (version, name) "
-                        "values (%s, %s) on conflict (version) do nothing",
-                        (row["version"], row["name"]),
-                    )
+        applied = history.rebuild_ledger(conn, schema)
     report.stages["history"] = round(time.monotonic() - started, 3)
-    newest = max((str(r["version"]) for r in applied), default=None)
+    newest = applied[-1] if applied else None
     if newest is None or newest < manifest.migration_version:
         report.findings.append(F.warning(
             "RESTORE_HISTORY", report.target,

@@ -165,6 +165,37 @@ def read_applied(conn: db.Connection[Any], schema: str) -> dict[str, AppliedRow]
     return {str(r["version"]): AppliedRow(**{**r, "version": str(r["version"])}) for r in rows}
 
 
+def rebuild_ledger(conn: db.Connection[Any], schema: str) -> list[str]:
+    """Record in Supabase CLI's table every migration the side table says is applied (its
+    latest successful entry an ``up``), creating the table if needed; rows already there
+    are kept. Returns those versions, oldest first (none without a side table).
+
+    For a restored database: its dump held the side table but not Supabase's
+    schema. Call it with ``conn`` in autocommit (one transaction is opened here).
+    """
+    if not _exists(conn, f"{schema}.{SIDE_TABLE}"):
+        return []
+    applied = db.run_query(
+        conn,
+        db.SQL(
+            "select version, name from (select distinct on (version) version, name, direction "
+            "from {}.migration_history where success order by version, id desc) h "
+            "where direction = 'up' order by version"
+        ).format(db.Identifier(schema)),
+    )
+    if applied:
+        ensure_history(conn, schema)
+        with db.transaction(conn):
+            for row in applied:
+                db.run_query(
+                    conn,
+                    "insert into supabase_migrations.schema_migrations (version, name) "
+                    "values (%s, %s) on conflict (version) do nothing",
+                    (row["version"], row["name"]),
+                )
+    return [str(row["version"]) for row in applied]
+
+
 def read_failed(conn: db.Connection[Any], schema: str) -> dict[str, FailedRow]:
     """No-transaction migrations whose latest attempt failed and that are not applied."""
     if not _exists(conn, f"{schema}.{SIDE_TABLE}"):
