@@ -384,30 +384,38 @@ def test_default_folders_started_in_the_same_second_differ(
     assert first.is_dir() and second.is_dir()
 
 
-def test_a_killed_export_is_refused_then_cleaned_and_two_never_share_a_folder(
-    cli: Any, migrated_db: str, tmp_path: Path
-) -> None:
-    _sql(migrated_db, "insert into public.analytics_events (event_type, path, referrer) "
+def _export_midway(dsn: str, out: Path) -> subprocess.Popen[str]:
+    """``export analytics_events`` (400,000 rows seeded) running in a subprocess into
+    ``out``, returned once its temporary file holds 1 MiB: it is mid-stream then."""
+    _sql(dsn, "insert into public.analytics_events (event_type, path, referrer) "
          "select 'page_view', '/p/' || g, repeat('r', 300) "
          "from generate_series(1, 400000) g")  # fmt: skip
-    out = tmp_path / "out"
-    env = {"DATABASE_URL": migrated_db, "EXPORT_PII_KEY": KEY}
     proc = subprocess.Popen(
         [sys.executable, "-m", "ops", "export", "analytics_events", "--format", "jsonl",
          "--out", str(out)],
-        env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env={**os.environ, "DATABASE_URL": dsn, "EXPORT_PII_KEY": KEY},
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while not any(p.stat().st_size > 1 << 20 for p in out.glob(".*.tmp")):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"the export never got midway (exit {proc.wait()})")
+        time.sleep(0.01)
+    return proc
+
+
+def test_a_killed_export_is_refused_then_cleaned_and_two_never_share_a_folder(
+    cli: Any, migrated_db: str, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    env = {"DATABASE_URL": migrated_db, "EXPORT_PII_KEY": KEY}
+    proc = _export_midway(migrated_db, out)
     try:
-        deadline = time.monotonic() + 60
-        while not any(p.stat().st_size > 1 << 20 for p in out.glob(".*.tmp")):
-            assert proc.poll() is None, "the export ended before it could be killed"
-            assert time.monotonic() < deadline, "the export never started writing"
-            time.sleep(0.01)
         busy = cli("export", "offers", "--out", str(out), "--force", env=env)
         assert busy.exit_code == 5 and "an export into" in busy.stderr, busy.output
-        proc.kill()  # SIGKILL: no cleanup runs
     finally:
-        proc.kill()
+        proc.kill()  # SIGKILL: no cleanup runs
         proc.wait()
     names = {p.name for p in out.iterdir()}
     assert "manifest.json" not in names and any(n.endswith(".tmp") for n in names)
@@ -421,21 +429,9 @@ def test_a_killed_export_is_refused_then_cleaned_and_two_never_share_a_folder(
 def test_sigterm_stops_an_export_and_leaves_nothing_behind(
     migrated_db: str, tmp_path: Path
 ) -> None:
-    _sql(migrated_db, "insert into public.analytics_events (event_type, path, referrer) "
-         "select 'page_view', '/p/' || g, repeat('r', 300) "
-         "from generate_series(1, 400000) g")  # fmt: skip
     out = tmp_path / "out"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ops", "export", "analytics_events", "--out", str(out)],
-        env={**os.environ, "DATABASE_URL": migrated_db, "EXPORT_PII_KEY": KEY},
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+    proc = _export_midway(migrated_db, out)
     try:
-        deadline = time.monotonic() + 60
-        while not any(p.stat().st_size > 1 << 20 for p in out.glob(".*.tmp")):
-            assert proc.poll() is None, "the export ended before the signal"
-            assert time.monotonic() < deadline, "the export never started writing"
-            time.sleep(0.01)
         proc.terminate()  # SIGTERM, as a service manager or `timeout` sends
         _, stderr = proc.communicate(timeout=30)
     finally:
