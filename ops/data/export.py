@@ -66,6 +66,7 @@ NEVER_EXPORTED = frozenset({"password_hash", "session_tokens", "api_key_ref", "l
 TIME_COLUMNS = ("occurred_at", "created_at")  # --since filters on the first one a table has
 MIN_KEY_LENGTH = 32
 _FLUSH_BYTES = 1 << 20
+_WRITE_OUT_BYTES = 16 << 20  # how much an export file grows before the kernel is asked to write it
 
 
 # -- the PII policy (pure) ---------------------------------------------------------------------
@@ -336,17 +337,65 @@ def preset_source(name: str, since: datetime | None) -> Source:
 
 
 # -- writing ------------------------------------------------------------------------------------
-class _HashingFile:
-    """A binary file that counts and sha256s what goes through it."""
+class _ExportFile:
+    """A binary file an export is writing: counts and sha256s what goes through it.
+
+    The file is durable when it is renamed into place, so it is fsynced at the end. A
+    helper thread has the kernel write it out every :data:`_WRITE_OUT_BYTES` as it
+    grows (``fdatasync``, which waits without the GIL), so that the final fsync waits
+    for the last few MiB only: on a 160 MB file that wait was 55-85 ms, half again
+    the command's fixed start. Call :meth:`finish` when everything is written, and
+    :meth:`stop` on every path (it is idempotent).
+    """
 
     def __init__(self, fh: BinaryIO) -> None:
         self.fh, self.size, self.sha = fh, 0, hashlib.sha256()
+        self._asked = 0  # the size when a write-out was last asked for
+        self._wake = threading.Event()
+        self._stopping = False
+        self._error: OSError | None = None
+        self._helper = threading.Thread(target=self._write_out, name="export-write-out",
+                                        daemon=True)  # fmt: skip
+        self._helper.start()
 
     def write(self, data: bytes) -> int:
         self.fh.write(data)
         self.sha.update(data)
         self.size += len(data)
+        if self.size - self._asked >= _WRITE_OUT_BYTES:
+            self.fh.flush()  # into the kernel, for the helper's fdatasync to write out
+            self._asked = self.size
+            self._wake.set()
         return len(data)
+
+    def _write_out(self) -> None:
+        sync = getattr(os, "fdatasync", os.fsync)  # macOS has no fdatasync
+        while True:
+            self._wake.wait()
+            self._wake.clear()
+            if self._stopping:
+                return
+            try:
+                sync(self.fh.fileno())
+            except OSError as exc:
+                # Kept for finish(): the kernel reports a write-out error once, to this
+                # call, not again to the final fsync.
+                self._error = exc
+                return
+
+    def stop(self) -> None:
+        """End the helper thread (before the file is closed)."""
+        self._stopping = True
+        self._wake.set()
+        self._helper.join()
+
+    def finish(self) -> None:
+        """Stop, flush and fsync the file; raise the OSError a write-out met, if any."""
+        self.stop()
+        if self._error is not None:
+            raise self._error
+        self.fh.flush()
+        os.fsync(self.fh.fileno())
 
 
 # -- filling in the hashes ---------------------------------------------------------------------
@@ -493,11 +542,15 @@ def _write_source(
         with os.fdopen(fd, "wb", buffering=_FLUSH_BYTES) as fh, contextlib.closing(stream):
             if fmt == "parquet":
                 counted = _write_parquet(fh, stream, source, hasher(key or b""))
+                fh.flush()
+                os.fsync(fh.fileno())
             else:
-                sink = _HashingFile(fh)
-                counted = _write_text(sink, stream, source, fmt, key)
-            fh.flush()
-            os.fsync(fh.fileno())
+                sink = _ExportFile(fh)
+                try:
+                    counted = _write_text(sink, stream, source, fmt, key)
+                    sink.finish()
+                finally:
+                    sink.stop()
         size_bytes, sha = (sink.size, sink.sha.hexdigest()) if fmt != "parquet" else _sum(tmp)
         os.replace(tmp, target)
     except BaseException as exc:
@@ -515,7 +568,7 @@ def _write_source(
 
 
 def _write_text(
-    sink: _HashingFile, batches: Iterator[list[db.Buffer]], source: Source, fmt: str,
+    sink: _ExportFile, batches: Iterator[list[db.Buffer]], source: Source, fmt: str,
     key: bytes | None,
 ) -> int:  # fmt: skip
     """CSV or JSONL batches, their placeholders filled, into ``sink``; return the rows."""

@@ -23,6 +23,7 @@ import ops.data.export as export_module
 from ops.data.export import (
     NEVER_EXPORTED,
     PiiPolicy,
+    _ExportFile,
     _fill,
     _Hashes,
     choose_out,
@@ -256,6 +257,45 @@ def test_the_remembered_hashes_stay_bounded(monkeypatch: pytest.MonkeyPatch) -> 
         assert len(hashes) == 1  # forgotten after each batch past the bound, NULL's kept
     with pytest.raises(ValueError, match="placeholder"):
         _ = hashes[b"x-made-up"]
+
+
+def test_an_export_file_is_written_out_as_it_grows(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(export_module, "_WRITE_OUT_BYTES", 1000)
+    blocks = [bytes([n]) * 700 for n in range(10)]
+    with (tmp_path / "f").open("wb") as fh:
+        sink = _ExportFile(fh)
+        for block in blocks:
+            sink.write(block)
+        assert sink._asked >= 6300  # a write-out was asked for as the file grew
+        sink.finish()
+        assert not sink._helper.is_alive()
+    assert (tmp_path / "f").read_bytes() == b"".join(blocks)
+    assert (
+        sink.size == 7000 and sink.sha.hexdigest() == hashlib.sha256(b"".join(blocks)).hexdigest()
+    )
+
+
+def test_a_failed_write_out_fails_the_export_and_stops_the_helper(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # fdatasync on a pipe fails (EINVAL) as it would on a disk that cannot write.
+    monkeypatch.setattr(export_module, "_WRITE_OUT_BYTES", 10)
+    read_end, write_end = os.pipe()
+    try:
+        with os.fdopen(write_end, "wb") as fh:
+            sink = _ExportFile(fh)
+            sink.write(b"x" * 20)
+            sink._helper.join(timeout=10)  # it stops at the first error
+            assert not sink._helper.is_alive()
+            with pytest.raises(OSError) as failed:
+                sink.finish()
+            assert failed.value is sink._error  # the helper's error, kept for finish()
+            sink.stop()  # idempotent, as the caller's finally calls it again
+        assert os.read(read_end, 100) == b"x" * 20
+    finally:
+        os.close(read_end)
 
 
 @pytest.mark.parametrize("fmt", ["csv", "jsonl"])
