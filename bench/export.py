@@ -24,7 +24,8 @@ command, ``python -m ops export``, in a project folder with an
 default PII policy is on and its hashed columns are really hashed (checked in
 the manifest). The baselines copy every column of the table; the export
 leaves the policy's ``drop`` columns out and writes 64 hex characters for
-each hashed one.
+each hashed one. The ``ops`` package is byte-compiled first, as an installed
+wheel is (see :func:`bench._common.byte_compile`).
 
 Then the whole demo, every exportable public table, the same way: one
 ``psql`` session running a ``\\copy`` of each table (one ``-c`` each) against
@@ -55,7 +56,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench._common import database, render_table, run_once
+from bench._common import byte_compile, database, render_table, run_once
 
 TARGET_RATIO = 1.3
 AIM_RATIO = 1.1
@@ -300,6 +301,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="largest tables measured besides analytics_events (3)")  # fmt: skip
     parser.add_argument("--markdown", action="store_true", help="print the tables as Markdown")
     args = parser.parse_args(argv)
+    byte_compile()
     pairs, where, seeded, floor = run(args.scale, args.runs, args.top)
     when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     print(f"# {when}; scale {args.scale:g} seeded in {seeded:.0f} s; {args.runs} runs each; "

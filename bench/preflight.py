@@ -37,7 +37,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from bench._common import Timing, database, empire_ops, measure, render_table
+from bench._common import Timing, byte_compile, database, empire_ops, measure, render_table
 
 TARGET_SECONDS = 0.5
 PROJECT_REF = "benchbenchbenchbench"
@@ -97,11 +97,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--markdown", action="store_true", help="print the table as Markdown")
     args = parser.parse_args(argv)
 
-    import compileall
-
-    import ops
-
-    compileall.compile_dir(Path(ops.__file__).parent, quiet=1)
+    byte_compile()
     work = Path(tempfile.mkdtemp(prefix="empire-bench-work-"))
     try:
         dotenv = work / ".env"
