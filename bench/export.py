@@ -32,7 +32,9 @@ Then the whole demo, every exportable public table, the same way: one
 one ``empire-ops export --all``.
 
 Each row gives the rows, output MB, the median seconds, MB/s of output, the
-median as a ratio to the matching baseline's, and the peak RSS of the process
+ratio to the baseline (the median of the runs' ratios, each export against
+the baseline run just before it, so that a spell of a slower machine, which
+this shared host has, weighs on both sides of a pair), and the peak RSS of the process
 (``ru_maxrss`` from ``wait4``, in MiB; the line under the table gives the
 floor every child inherits from this process, see :func:`rss_floor`). Exits 1
 when an export fails, or when the whole demo's or ``analytics_events``' ratio exceeds 1.3x
@@ -103,7 +105,10 @@ class Pair:
 
     @property
     def ratio(self) -> float:
-        return self.export.median / self.baseline.median
+        """The median of the runs' ratios, each export against the baseline run just
+        before it: a machine slowing down for a while slows both sides of a pair."""
+        return statistics.median(e / b for e, b in zip(self.export.samples, self.baseline.samples,
+                                                        strict=True))  # fmt: skip
 
 
 def _psql() -> str:
@@ -296,7 +301,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--scale", type=float, default=130.0,
                         help="demo data scale (130: about 1 GB)")  # fmt: skip
-    parser.add_argument("--runs", type=int, default=3, help="timed runs per command (3)")
+    parser.add_argument("--runs", type=int, default=5, help="timed runs per command (5)")
     parser.add_argument("--top", type=int, default=3,
                         help="largest tables measured besides analytics_events (3)")  # fmt: skip
     parser.add_argument("--markdown", action="store_true", help="print the tables as Markdown")
