@@ -22,6 +22,7 @@ from ops.cliutil import (
     echo,
     echo_json,
     render_report,
+    sigterm_interrupts,
     state,
 )
 from ops.data import cli as data_cli
@@ -277,5 +278,6 @@ def up(
 
 
 def main() -> None:
-    """Console-script entry point."""
-    app(prog_name="empire-ops")
+    """Console-script entry point. SIGTERM stops a command as Ctrl-C does (exit 130)."""
+    with sigterm_interrupts():
+        app(prog_name="empire-ops")

@@ -8,10 +8,14 @@ and every byte of output passes through redaction.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import sys
+import threading
 import traceback
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +23,29 @@ import typer
 from typer.core import TyperGroup
 
 from ops.errors import EXIT_INTERNAL, OpsError
+
+
+@contextlib.contextmanager
+def sigterm_interrupts() -> Iterator[None]:
+    """SIGTERM (a service manager stopping us, ``timeout``, ``kill``) interrupts a command
+    as Ctrl-C does: KeyboardInterrupt, so that what it was writing is removed or marked
+    failed (a child such as pg_dump stopped) as on any failure, rather than left
+    behind as by a kill; :class:`OpsGroup` makes it exit 130. A command that stops
+    gracefully on its own terms (``run --``, ``scheduler run``, ``dashboard serve``)
+    sets its own handler while it runs. Only in the main thread, where Python runs
+    signal handlers."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(_signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 class OpsGroup(TyperGroup):

@@ -464,6 +464,14 @@ def try_advisory_lock(conn: psycopg.Connection[Any], name: str, timeout: float) 
         delay = min(delay * 2, 0.5)
 
 
+def cancel(conn: psycopg.Connection[Any]) -> None:
+    """Ask the server to cancel the statement ``conn`` is running, from another thread (the
+    one running it then gets the server's "canceling statement" error). Never raises: a
+    statement already done, or a connection gone, leaves nothing to cancel."""
+    with contextlib.suppress(psycopg.Error):
+        conn.cancel_safe(timeout=5)
+
+
 def advisory_unlock(conn: psycopg.Connection[Any], name: str) -> None:
     """Release the session-level lock ``name`` (no error if it was not held)."""
     if conn.closed:

@@ -54,6 +54,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 LOCK_NAME = "backup"
 CHUNK = 1 << 20
+# The failure recorded for a backup stopped by Ctrl-C or SIGTERM: pg_dump is stopped,
+# the partial files removed (multipart uploads aborted), the manifests say failed.
+STOPPED = "stopped by Ctrl-C or SIGTERM before it finished"
 _SYSTEM_SCHEMAS = ("pg_catalog", "information_schema", "pg_toast")
 
 
@@ -337,10 +340,18 @@ class _RowCounter(threading.Thread):
         self.tables = tables
         self.counts: dict[str, int] = {}
         self.error: str | None = None
+        self.stopping = False
+
+    def stop(self) -> None:
+        """Count no further table, and cancel the count running (the backup was stopped)."""
+        self.stopping = True
+        db.cancel(self.conn)
 
     def run(self) -> None:
         try:
             for name in self.tables:
+                if self.stopping:
+                    break
                 self.counts[name] = count_rows(self.conn, name)
         except OpsError as exc:
             self.error = exc.message
@@ -416,6 +427,8 @@ def run_backup(
                 target, settings, tool, snapshot, repos, backup_id,
                 strip=manifest.stripped_column_options, estimate=estimate,
             )  # fmt: skip
+            if error == STOPPED:
+                counter.stop()
             counter.join()
             if counter.error is not None and error is None:
                 # Its manifests say failed: a backup without its counts is not proven.
@@ -448,6 +461,8 @@ def run_backup(
         if not failure and (report.manifest is None or not report.manifest.complete):
             report.manifest = record
         report.findings.append(_finding(repo, record, failure))
+    if error == STOPPED:  # recorded as failed in every repository; now stop as asked (exit 130)
+        raise KeyboardInterrupt
     return report
 
 
@@ -546,6 +561,8 @@ def _dump(
             _stream(_source(proc, settings, strip, progress.advance), tee, settings.recipients)
     except (OpsError, OSError, BackupError) as exc:
         error = exc.message if isinstance(exc, OpsError) else f"{type(exc).__name__}: {exc}"
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (ops.cliutil.sigterm_interrupts)
+        error = STOPPED
     except Exception as exc:  # pyrage/zstandard errors: the stream broke
         error = f"the backup stream broke: {type(exc).__name__}: {exc}"
     finally:

@@ -35,7 +35,6 @@ import json
 import logging
 import os
 import re
-import signal
 import tempfile
 import threading
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
@@ -807,26 +806,6 @@ def _new_folder(base: Path) -> Path:
     raise UsageError(f"{base}: a thousand exports started in this second; nothing exported")
 
 
-@contextlib.contextmanager
-def _sigterm_interrupts() -> Iterator[None]:
-    """SIGTERM (a service manager stopping us, ``timeout``, ``kill``) interrupts the export
-    as Ctrl-C does (exit 130): the file being written is removed, as on any failure,
-    rather than left behind as by a kill. Only in the main thread, where Python runs
-    signal handlers."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def interrupt(_signum: int, _frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 def _folder_lock(config: Config, folder: Path) -> contextlib.AbstractContextManager[None]:
     """One export at a time into a folder: a second one exits 5 (LockBusy) at once.
 
@@ -920,10 +899,7 @@ def export(
             ))  # fmt: skip
     started = datetime.now(UTC)
     # A new default folder is this run's alone; a named one may be another run's too.
-    with (
-        _sigterm_interrupts(),
-        _folder_lock(config, out) if out is not None else contextlib.nullcontext(),
-    ):
+    with _folder_lock(config, out) if out is not None else contextlib.nullcontext():
         folder = choose_out(out, force=force, now=started)
         return _export_into(folder, connect, config, sources, fmt, pii, when, preset, started,
                             findings)  # fmt: skip

@@ -1,17 +1,23 @@
-"""Faults during `backup run`: a full disk, and pg_dump's server session killed mid-dump.
-Each is a clean failure: no temporary file, no complete-looking backup, a finding, and
-the next run succeeds."""
+"""Faults during `backup run`: a full disk, pg_dump's server session killed mid-dump, and
+the command itself stopped by SIGTERM. Each is a clean failure: no temporary file, no
+complete-looking backup, a finding or a failed manifest, and the next run succeeds."""
 
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import psycopg
+import pytest
 
+from ops.backup.dump import STOPPED
 from tests.backup.test_backup_run import _manifests
 from tests.helpers import tmpfs
 
@@ -79,6 +85,51 @@ def test_the_dump_session_killed_mid_dump_fails_cleanly_and_the_next_run_succeed
     assert finding["code"] == "BACKUP_FAILED" and "pg_dump exited" in finding["message"]
     assert not list((tmp_path / "backups").glob("*/.tmp-*"))
     assert [m["status"] for m in _manifests(tmp_path / "backups")] == ["failed"]
+    again = cli("backup", "run", env={"DATABASE_URL": migrated_db})
+    assert again.exit_code == 0, again.output
+    statuses = sorted(m["status"] for m in _manifests(tmp_path / "backups"))
+    assert statuses == ["complete", "failed"]
+
+
+def _dumping(conn: psycopg.Connection[Any]) -> list[int]:
+    """The pids of pg_dump's server sessions copying the bulk table."""
+    rows = conn.execute(
+        "select pid from pg_stat_activity where application_name = 'pg_dump' "
+        "and state = 'active' and query ilike '%%copy%%bulk%%'"
+    ).fetchall()
+    return [pid for (pid,) in rows]
+
+
+def test_sigterm_stops_a_backup_removes_its_files_and_records_it_failed(
+    migrated_db: str, pg: Any, tmp_path: Path, cli: Any
+) -> None:
+    _bulk(migrated_db, 120000)  # ~30 MB: pg_dump is still streaming when the signal comes
+    (tmp_path / "empire-ops.toml").write_text('[backup.repos.local]\nurl = "file:backups"\n')
+    with pg.admin() as admin:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "ops", "backup", "run"], cwd=tmp_path,
+            env={**os.environ, "DATABASE_URL": migrated_db},
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        try:
+            deadline = time.monotonic() + 60
+            while not _dumping(admin):
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail("the backup never got to dumping the bulk table")
+                time.sleep(0.01)
+            proc.send_signal(signal.SIGTERM)  # as a service manager or `timeout` sends
+            _, stderr = proc.communicate(timeout=60)
+        finally:
+            proc.kill()
+        assert proc.returncode == 130, stderr[-2000:]
+        assert "Traceback" not in stderr and STOPPED in stderr
+        assert not list((tmp_path / "backups").glob("*/.tmp-*"))  # the partial file is gone
+        [manifest] = _manifests(tmp_path / "backups")
+        assert manifest["status"] == "failed" and manifest["error"] == STOPPED
+        deadline = time.monotonic() + 10
+        while _dumping(admin):  # pg_dump was stopped, not left to run on
+            assert time.monotonic() < deadline, "pg_dump still runs after the backup stopped"
+            time.sleep(0.05)
     again = cli("backup", "run", env={"DATABASE_URL": migrated_db})
     assert again.exit_code == 0, again.output
     statuses = sorted(m["status"] for m in _manifests(tmp_path / "backups"))
