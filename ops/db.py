@@ -538,11 +538,21 @@ def scratch_database(
             yield with_dbname(dsn, name)
         finally:
             if not keep:
-                run_query(
-                    admin, SQL("drop database if exists {} with (force)").format(Identifier(name))
-                )
+                _drop_database(admin, name)
     finally:
         admin.close()
+
+
+def drop_database(dsn: str, name: str, options: ConnectOptions | None = None) -> None:
+    """Drop the database ``name`` on ``dsn``'s server (``dsn`` names another database to
+    connect to), its sessions ended; no error when it is gone. Raises DatabaseError,
+    DatabaseUnreachable."""
+    with connect(dsn, options, autocommit=True) as conn:
+        _drop_database(conn, name)
+
+
+def _drop_database(conn: psycopg.Connection[Any], name: str) -> None:
+    run_query(conn, SQL("drop database if exists {} with (force)").format(Identifier(name)))
 
 
 def ensure_database(dsn: str, name: str, options: ConnectOptions | None = None) -> bool:

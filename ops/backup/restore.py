@@ -14,6 +14,7 @@ backup's extensions are created in their schemas (the dump leaves Supabase's
 
 from __future__ import annotations
 
+import logging
 import re
 import subprocess
 import tempfile
@@ -27,11 +28,13 @@ from ops import db
 from ops import findings as F
 from ops.backup.manifest import BackupManifest
 from ops.backup.repo.base import Repository
-from ops.errors import UsageError
+from ops.errors import OpsError, UsageError
 from ops.findings import Finding
 
 if TYPE_CHECKING:
     from ops.config import Config
+
+log = logging.getLogger(__name__)
 
 # pg_restore errors about what a Supabase-like target already has: expected.
 EXPECTED_ERRORS = (
@@ -162,12 +165,13 @@ def restore_backup(
     (warning), RESTORE_GRANTS (warning: a recorded grant that could not be
     given, e.g. to a role the target lacks), RESTORE_GRANTS_UNKNOWN (warning: the
     backup recorded none), RESTORE_HISTORY (see :func:`restore_migration_history`;
-    a restore of chosen ``tables`` leaves the ledger alone). Raises
+    a restore of chosen ``tables`` leaves the ledger alone). A database it
+    created (``create``) is dropped again when the restore raises or is stopped
+    (Ctrl-C, SIGTERM), so that the same command can be run again. Raises
     BackupNotFound/BackupIdInvalid (exit 2), BackupCorrupt (exit 1),
     SecretsError (exit 3) for the identity, DatabaseUnreachable (4).
     """
     from ops.backup.catalog import find_backup
-    from ops.backup.stream import load_identity
     from ops.target import resolve_target
 
     if (target_db is None) == (target_dsn is None):
@@ -193,8 +197,36 @@ def restore_backup(
     repo, manifest = find_backup(config, which, repository)
     report = RestoreReport(backup_id=manifest.backup_id, repository=repo.name)
     report.target = db.mask_dsn(dsn)
-    if create and target_db:
-        db.ensure_database(source, target_db)
+    created = bool(create and target_db and db.ensure_database(source, target_db))
+    try:
+        _restore_into(config, repo, manifest, dsn, jobs, tables, force, grants, report)
+    except BaseException:  # Ctrl-C and SIGTERM too
+        if created and target_db:
+            _drop_created(source, target_db)
+        raise
+    return report
+
+
+def _drop_created(source: str, name: str) -> None:
+    """Drop the database a failed or stopped restore created: it held nothing before, and
+    a partial restore left in it would make the same command refuse it as not empty."""
+    try:
+        db.drop_database(source, name)
+    except OpsError as exc:
+        log.warning("restore: could not drop %s, which this restore created and left "
+                    "partly restored: %s", name, exc.message)  # fmt: skip
+    else:
+        log.warning("restore: dropped %s, which this restore had created: the restore did "
+                    "not finish", name)  # fmt: skip
+
+
+def _restore_into(
+    config: Config, repo: Repository, manifest: BackupManifest, dsn: str, jobs: int,
+    tables: Sequence[str], force: bool, grants: bool | None, report: RestoreReport,
+) -> None:  # fmt: skip
+    """Everything :func:`restore_backup` does once the target exists."""
+    from ops.backup.stream import load_identity
+
     excluded = list(manifest.excluded_schemas)
     with db.connect(dsn, autocommit=True) as conn:
         present = user_tables(conn, excluded)
@@ -217,7 +249,6 @@ def restore_backup(
     if not tables:
         restore_migration_history(dsn, manifest, str(config.get("migrate.history_schema")), report)
     _check_rows(dsn, manifest, tables, report)
-    return report
 
 
 def restore_migration_history(

@@ -205,3 +205,33 @@ def test_a_postgresql_15_backup_restores_into_18(
         assert _count(target, "public.notes") == 500
     finally:
         _drop(pg, target_name)
+
+
+def test_a_restore_that_fails_drops_the_database_it_created_and_a_rerun_succeeds(
+    migrated_db: str, pg: Any, tmp_path: Path, cli: Any
+) -> None:
+    _seed(migrated_db)
+    _config(tmp_path)
+    backup_id = _backup(cli, migrated_db)
+    [stored] = [
+        p for p in (tmp_path / "backups" / backup_id).iterdir() if p.name != "manifest.json"
+    ]
+    pristine = stored.read_bytes()
+    blob = bytearray(pristine)
+    blob[len(blob) // 2] ^= 0x01  # the restore breaks midway, its database half filled
+    stored.write_bytes(bytes(blob))
+    name = _new_name()
+    env = {"DATABASE_URL": migrated_db}
+    try:
+        failed = cli("restore", "latest", "--target-db", name, "--create", env=env)
+        assert failed.exit_code == 1, failed.output
+        assert f"dropped {name}, which this restore had created" in failed.stderr
+        with pg.admin() as conn:
+            found = conn.execute("select 1 from pg_database where datname = %s", (name,))
+            assert found.fetchone() is None
+        stored.write_bytes(pristine)
+        again = cli("restore", "latest", "--target-db", name, "--create", env=env)
+        assert again.exit_code == 0, again.output
+        assert _count(db.with_dbname(migrated_db, name), "public.offers") == 300
+    finally:
+        _drop(pg, name)
