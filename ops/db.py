@@ -469,7 +469,10 @@ def cancel(conn: psycopg.Connection[Any]) -> None:
     one running it then gets the server's "canceling statement" error). Never raises: a
     statement already done, or a connection gone, leaves nothing to cancel."""
     with contextlib.suppress(psycopg.Error):
-        conn.cancel_safe(timeout=5)
+        if hasattr(conn, "cancel_safe"):  # psycopg 3.2+: bounded, and without libpq's old call
+            conn.cancel_safe(timeout=5)
+        else:
+            conn.cancel()
 
 
 def advisory_unlock(conn: psycopg.Connection[Any], name: str) -> None:

@@ -342,8 +342,8 @@ class _ExportFile:
     The file is durable when it is renamed into place, so it is fsynced at the end. A
     helper thread has the kernel write it out every :data:`_WRITE_OUT_BYTES` as it
     grows (``fdatasync``, which waits without the GIL), so that the final fsync waits
-    for the last few MiB only: on a 160 MB file that wait was 55-85 ms, half again
-    the command's fixed start. Call :meth:`finish` when everything is written, and
+    for the last few MiB only: on a 160 MB file that wait was 55-85 ms, a quarter to
+    a third of the command's fixed start. Call :meth:`finish` when everything is written, and
     :meth:`stop` on every path (it is idempotent).
     """
 
