@@ -58,7 +58,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench._common import byte_compile, database, render_table, run_once
+from bench._common import Timing, byte_compile, database, render_table, run_once
 
 TARGET_RATIO = 1.3
 AIM_RATIO = 1.1
@@ -71,18 +71,11 @@ _PII_KEY = "bench-export-pii-key-" + "k" * 43
 
 
 @dataclass
-class Measured:
-    """The timed runs of one command: seconds, output bytes, peak RSS (KiB), last exit code."""
+class Measured(Timing):
+    """A :class:`~bench._common.Timing` gathered one run at a time (:meth:`add`), with the
+    output bytes of its last timed run."""
 
-    name: str
-    samples: list[float] = field(default_factory=list)
     size: int = 0
-    peak_rss_kib: int = 0
-    exit_code: int = 0
-
-    @property
-    def median(self) -> float:
-        return statistics.median(self.samples)
 
     def add(self, seconds: float, code: int, rss: int, size: int, *, timed: bool) -> None:
         self.exit_code = code or self.exit_code
@@ -238,11 +231,9 @@ def _measure(
         for fmt in ("csv", "jsonl"):
             copy = "csv header" if fmt == "csv" else "row_to_json"
             whole = len(names) > 1
-            pair = Pair(
-                label, fmt, rows,
-                Measured(f"psql \\copy … {copy}{' (each table)' if whole else ''} (baseline)"),
-                Measured(f"empire-ops export {'--all' if whole else label} --format {fmt}"),
-            )  # fmt: skip
+            baseline = f"psql \\copy … {copy}{' (each table)' if whole else ''} (baseline)"
+            measured = f"empire-ops export {'--all' if whole else label} --format {fmt}"
+            pair = Pair(label, fmt, rows, Measured(baseline, [], 0), Measured(measured, [], 0))
             for i in range(runs + 1):  # run 0 warms the caches and is not timed
                 base = work / f"base{i}"
                 base.mkdir()
